@@ -1,0 +1,88 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig, PlatformConfigSchema, parseList } from '@keel/platform/config';
+import { startIdempotencyPurge } from '@keel/platform/idempotency';
+import { systemClock } from '@keel/platform/module';
+import { createLogger, createMetrics, startTracing } from '@keel/platform/observability';
+import { openDatabase } from '@keel/platform/server';
+import closeWithGrace from 'close-with-grace';
+import { v7 as uuidv7 } from 'uuid';
+import { buildApp } from './app.ts';
+import { selectModules } from './services.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ level: config.LOG_LEVEL });
+  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT
+    ? startTracing({ serviceName: config.OTEL_SERVICE_NAME, endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT })
+    : undefined;
+  const modules = selectModules(parseList(config.SERVICES));
+
+  const opened = await openDatabase({ config, logger, modules });
+  const context = { config, database: opened.database, logger, clock: systemClock, ids: { uuid: uuidv7 } };
+  if (config.KEEL_DEMO_DATA ?? opened.isEmbedded) {
+    for (const module of modules) await module.seedDemoData?.(context);
+  }
+
+  const app = await buildApp({
+    ...context,
+    metrics: createMetrics(),
+    modules,
+    areMigrationsApplied: () => true,
+    version,
+  });
+  const purge = startIdempotencyPurge(opened.database, {
+    retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
+    intervalMs: 15 * 60_000,
+    logger,
+  });
+
+  // Stop accepting, let in-flight requests finish, then close pools; a hung
+  // shutdown is cut off after SHUTDOWN_TIMEOUT_MS and exits non-zero.
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'shutting down after a fatal error');
+    else logger.info({ signal }, 'shutting down');
+    purge.stop();
+    await app.close();
+    await opened.close();
+    await tracing?.shutdown();
+  });
+
+  await app.listen({ host: config.HOST, port: config.PORT });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const base = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  printBanner([
+    `Keel ${version} is up (services: ${modules.map((module) => module.name).join(', ')})`,
+    `  API      ${base}`,
+    `  Docs     ${base}/docs`,
+    `  OpenAPI  ${base}/openapi.json`,
+    `  Metrics  ${base}/metrics`,
+    `  Health   ${base}/health/ready`,
+    `  Database ${opened.isEmbedded ? 'embedded PostgreSQL' : 'external PostgreSQL'} ${opened.displayUrl}`,
+  ]);
+}
+
+function loadConfigOrExit() {
+  try {
+    return loadConfig(PlatformConfigSchema, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+function printBanner(lines: string[]): void {
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`Keel failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

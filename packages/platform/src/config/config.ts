@@ -1,0 +1,117 @@
+import { type Static, type TSchema, Type } from 'typebox';
+import { Value } from 'typebox/value';
+
+/**
+ * Every environment variable Keel reads, with its default. README.md's
+ * configuration table mirrors this schema; keep them in step.
+ */
+export const PlatformConfigSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  SERVICES: Type.String({ default: 'all' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 20 }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  DATABASE_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 2000 }),
+  DATABASE_RETRY_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 10, default: 4 }),
+  DATABASE_RETRY_BUDGET_MS: Type.Integer({ minimum: 50, default: 3000 }),
+  DATABASE_BREAKER_THRESHOLD: Type.Integer({ minimum: 1, default: 5 }),
+  DATABASE_BREAKER_HALF_OPEN_AFTER_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  KEEL_DATA_DIR: Type.String({ minLength: 1, default: '.keel' }),
+  KEEL_DEMO_DATA: Type.Optional(Type.Boolean()),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 50 * 1024 * 1024, default: 1024 * 1024 }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  IDEMPOTENCY_LOCK_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  IDEMPOTENCY_RETENTION_HOURS: Type.Integer({ minimum: 1, default: 24 }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'keel' }),
+});
+
+export type PlatformConfig = Static<typeof PlatformConfigSchema>;
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Reads and validates configuration from an environment object. Reports every
+ * offending variable at once, naming it but never echoing its value, because a
+ * mistyped secret would otherwise land in the start-up log.
+ *
+ * @example
+ * const config = loadConfig(PlatformConfigSchema, process.env);
+ */
+export function loadConfig<Schema extends TSchema>(
+  schema: Schema,
+  environment: Record<string, string | undefined>,
+): Static<Schema> {
+  const known = Object.keys((schema as unknown as { properties: Record<string, unknown> }).properties);
+  // Empty strings mean "unset": `FOO= npm start` should fall back to the default.
+  const input: Record<string, unknown> = {};
+  for (const name of known) {
+    const raw = environment[name];
+    if (raw !== undefined && raw !== '') input[name] = raw.trim();
+  }
+  const properties = (schema as unknown as { properties: Record<string, TSchema> }).properties;
+  const config: Record<string, unknown> = {};
+  const problems: string[] = [];
+  // Each variable is checked on its own so that one bad value never hides another.
+  for (const [name, property] of Object.entries(properties)) {
+    const raw = Value.Default(property, input[name]);
+    if (raw === undefined && !isRequired(schema, name)) continue;
+    const value = Value.Convert(property, raw);
+    if (Value.Check(property, value)) config[name] = value;
+    else problems.push(`${name}: ${expectation(property)}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config as Static<Schema>;
+}
+
+function isRequired(schema: TSchema, name: string): boolean {
+  return ((schema as unknown as { required?: string[] }).required ?? []).includes(name);
+}
+
+/** Describes what a variable accepts, without repeating the (possibly secret) value it got. */
+function expectation(property: TSchema): string {
+  const schema = property as unknown as {
+    type?: string;
+    anyOf?: { const: unknown }[];
+    minimum?: number;
+    maximum?: number;
+    pattern?: string;
+  };
+  if (schema.anyOf) return `must be one of ${schema.anyOf.map((option) => String(option.const)).join(', ')}`;
+  if (schema.type === 'integer') {
+    const range = [
+      schema.minimum === undefined ? '' : `>= ${schema.minimum}`,
+      schema.maximum === undefined ? '' : `<= ${schema.maximum}`,
+    ];
+    return `must be an integer ${range.filter(Boolean).join(' and ')}`.trim();
+  }
+  if (schema.type === 'boolean') return 'must be true or false';
+  if (schema.pattern) return `must match ${schema.pattern}`;
+  return 'must be a non-empty string';
+}
+
+/** Splits a comma list (`SERVICES=orders, users`) into trimmed, non-empty entries. */
+export function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
+}

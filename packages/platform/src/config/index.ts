@@ -1,0 +1,1 @@
+export { ConfigError, loadConfig, type PlatformConfig, PlatformConfigSchema, parseList } from './config.ts';

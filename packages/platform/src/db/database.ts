@@ -1,0 +1,263 @@
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Kysely, PostgresDialect, type Transaction } from 'kysely';
+import pg from 'pg';
+import { AppError } from '../errors/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import { type Registry, registerGauge } from '../observability/metrics.ts';
+import { getTracer } from '../observability/tracing.ts';
+import {
+  type BreakerState,
+  createResilience,
+  isBrokenCircuit,
+  type Resilience,
+} from '../resilience/index.ts';
+import { isDatabaseOutage, isTransientDatabaseError, QUERY_CANCELED, sqlState } from './pg-errors.ts';
+
+export type DatabaseSettings = {
+  url: string;
+  poolMax: number;
+  statementTimeoutMs: number;
+  connectTimeoutMs: number;
+  retryMaxAttempts: number;
+  retryBudgetMs: number;
+  breakerThreshold: number;
+  breakerHalfOpenAfterMs: number;
+  applicationName?: string;
+  /** Emit a span per query (when tracing is on). */
+  traceQueries?: boolean;
+};
+
+/** A typed view of the database for one service's tables. */
+export type Db<Schema> = {
+  /** Runs `work` with retry on transient failures, behind the database breaker. */
+  run<T>(work: (db: Kysely<Schema>) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in one transaction; on a transient failure the whole
+   * transaction runs again, so `work` must not have effects outside it.
+   */
+  transaction<T>(work: (trx: Transaction<Schema>) => Promise<T>): Promise<T>;
+};
+
+export type Database = {
+  pool: pg.Pool;
+  typed<Schema>(): Db<Schema>;
+  breakerState(): BreakerState;
+  /** A cheap round trip that bypasses retries; readiness uses it. */
+  ping(): Promise<void>;
+  registerMetrics(registry: Registry): void;
+  close(): Promise<void>;
+};
+
+/**
+ * A transaction over any service's tables. Platform records (idempotency keys,
+ * later outbox and audit rows) join the service's transaction through it.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the service's table map is unknown to the platform.
+export type AnyTransaction = Transaction<any>;
+
+/**
+ * Views a service's transaction as one over platform tables. Sound because
+ * every schema lives in the same database and the transaction is untyped at run time.
+ */
+export function asPlatformTables<Tables>(trx: AnyTransaction): Kysely<Tables> {
+  return trx as unknown as Kysely<Tables>;
+}
+
+const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+/**
+ * Opens the pool, wraps every unit of work in retry + breaker and maps an
+ * unreachable database to a typed 503 (`database.unavailable`).
+ *
+ * @example
+ * const database = createDatabase(settings, logger);
+ * const db = database.typed<UserMetadataSchema>();
+ * await db.transaction((trx) => insertUser(trx, user));
+ */
+export function createDatabase(settings: DatabaseSettings, logger: Logger): Database {
+  const pool = new pg.Pool({
+    connectionString: settings.url,
+    max: settings.poolMax,
+    connectionTimeoutMillis: settings.connectTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: settings.statementTimeoutMs,
+    application_name: settings.applicationName ?? 'keel',
+  });
+  // Without a listener, a backend terminated while its client sits idle in the
+  // pool would crash the process. The pool drops that client by itself.
+  pool.on('error', (error) =>
+    logger.warn({ err: { message: error.message } }, 'idle database client failed'),
+  );
+
+  const transitions = new Map<BreakerState, number>();
+  const resilience: Resilience = createResilience({
+    maxAttempts: settings.retryMaxAttempts,
+    budgetMs: settings.retryBudgetMs,
+    initialDelayMs: 25,
+    maxDelayMs: 1000,
+    breakerThreshold: settings.breakerThreshold,
+    halfOpenAfterMs: settings.breakerHalfOpenAfterMs,
+    isTransient: isTransientDatabaseError,
+    isOutage: isDatabaseOutage,
+    onStateChange(state) {
+      transitions.set(state, (transitions.get(state) ?? 0) + 1);
+      const log = state === 'open' ? logger.error.bind(logger) : logger.warn.bind(logger);
+      log({ breaker: 'database', state }, `database circuit breaker ${state}`);
+    },
+    onRetry({ attempt, delayMs, error }) {
+      logger.warn(
+        { attempt, delayMs, err: summarise(error) },
+        'retrying database work after transient failure',
+      );
+    },
+  });
+
+  const kysely = new Kysely<unknown>({
+    dialect: new PostgresDialect({ pool: settings.traceQueries ? tracedPool(pool) : pool }),
+  });
+
+  async function guarded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await resilience.execute(work);
+    } catch (error) {
+      throw toUnavailable(error, resilience);
+    }
+  }
+
+  return {
+    pool,
+    typed<Schema>(): Db<Schema> {
+      const typedKysely = kysely as unknown as Kysely<Schema>;
+      return {
+        run: (work) => guarded(() => work(typedKysely)),
+        transaction: (work) => guarded(() => typedKysely.transaction().execute(work)),
+      };
+    },
+    breakerState: () => resilience.state(),
+    async ping() {
+      await pool.query('select 1');
+    },
+    registerMetrics(registry) {
+      registerGauge(registry, {
+        name: 'keel_db_circuit_state',
+        help: 'Database circuit breaker state: 0 closed, 1 half-open, 2 open',
+        read: () => BREAKER_STATE_VALUE[resilience.state()],
+      });
+      for (const state of ['open', 'half_open', 'closed'] as const) {
+        registerGauge(registry, {
+          name: `keel_db_circuit_transitions_to_${state}_total`,
+          help: `Times the database circuit breaker moved to ${state}`,
+          read: () => transitions.get(state) ?? 0,
+        });
+      }
+      registerGauge(registry, {
+        name: 'keel_db_pool_total',
+        help: 'Open database connections',
+        read: () => pool.totalCount,
+      });
+      registerGauge(registry, {
+        name: 'keel_db_pool_idle',
+        help: 'Idle database connections',
+        read: () => pool.idleCount,
+      });
+      registerGauge(registry, {
+        name: 'keel_db_pool_waiting',
+        help: 'Requests waiting for a database connection',
+        read: () => pool.waitingCount,
+      });
+    },
+    async close() {
+      await kysely.destroy();
+    },
+  };
+}
+
+function toUnavailable(error: unknown, resilience: Resilience): unknown {
+  if (isBrokenCircuit(error)) {
+    return new AppError(
+      'unavailable',
+      'database.unavailable',
+      'The database is unavailable; try again later',
+      {
+        retryAfterSeconds: resilience.retryAfterSeconds(),
+        cause: error,
+      },
+    );
+  }
+  if (isTransientDatabaseError(error)) {
+    return new AppError(
+      'unavailable',
+      'database.unavailable',
+      'The database did not answer; try again later',
+      {
+        retryAfterSeconds: 1,
+        cause: error,
+      },
+    );
+  }
+  if (sqlState(error) === QUERY_CANCELED) {
+    return new AppError('unavailable', 'database.timeout', 'The database took too long to answer', {
+      retryAfterSeconds: 1,
+      cause: error,
+    });
+  }
+  return error;
+}
+
+function summarise(error: unknown): { code?: string; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = sqlState(error);
+  return code === undefined ? { message } : { code, message };
+}
+
+type Queryable = { query: (...args: never[]) => unknown };
+
+/**
+ * Wraps the pool so each query runs in a client span (`db.system=postgresql`)
+ * under the active request span. Parameters are never recorded: they carry
+ * personal data.
+ */
+function tracedPool(pool: pg.Pool): pg.Pool {
+  const tracer = getTracer();
+  const traceQuery = (client: Queryable) => {
+    const original = client.query.bind(client) as (text: unknown, values?: unknown) => Promise<unknown>;
+    return async (text: unknown, values?: unknown) => {
+      const statement = typeof text === 'string' ? text : ((text as { text?: string }).text ?? '');
+      const operation = statement.trimStart().split(/\s+/, 1)[0]?.toUpperCase() ?? 'QUERY';
+      return tracer.startActiveSpan(
+        `${operation} postgresql`,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system': 'postgresql', 'db.query.text': statement.slice(0, 2000) },
+        },
+        async (span) => {
+          try {
+            return await original(text, values);
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: sqlState(error) ?? 'error' });
+            throw error;
+          } finally {
+            span.end();
+          }
+        },
+      );
+    };
+  };
+  return new Proxy(pool, {
+    get(target, property, receiver) {
+      if (property === 'connect') {
+        return async () => {
+          const client = await target.connect();
+          return new Proxy(client, {
+            get(clientTarget, clientProperty, clientReceiver) {
+              if (clientProperty === 'query') return traceQuery(clientTarget as unknown as Queryable);
+              return Reflect.get(clientTarget, clientProperty, clientReceiver);
+            },
+          });
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,12 @@
+export { type Kysely, sql, type Transaction } from 'kysely';
+export {
+  type AnyTransaction,
+  asPlatformTables,
+  createDatabase,
+  type Database,
+  type DatabaseSettings,
+  type Db,
+} from './database.ts';
+export { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
+export { areMigrationsApplied, MigrationError, type MigrationSource, runMigrations } from './migrations.ts';
+export { isDatabaseOutage, isTransientDatabaseError, isUniqueViolation, sqlState } from './pg-errors.ts';

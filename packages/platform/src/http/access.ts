@@ -1,0 +1,60 @@
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import { AppError } from '../errors/index.ts';
+
+/**
+ * Who may call a route. `public`: anyone; `authenticated`: any verified
+ * caller; any other value is a permission (`users:read`) the caller must hold.
+ */
+export type AccessRule = 'public' | 'authenticated' | `${string}:${string}`;
+
+/** The verified caller. Services check permissions, never role names. */
+export type Principal = {
+  id: string;
+  kind: 'user' | 'api_key';
+  permissions: ReadonlySet<string>;
+};
+
+/** Turns request credentials into a principal; `undefined` when none were presented. */
+export type Authenticator = (request: FastifyRequest) => Promise<Principal | undefined>;
+
+export class MissingAccessRuleError extends Error {
+  constructor(route: string) {
+    super(
+      `Route ${route} declares no access rule; add config.access ('public', 'authenticated' or a permission)`,
+    );
+    this.name = 'MissingAccessRuleError';
+  }
+}
+
+/**
+ * Deny by default: refuses to register a route without `config.access`, and
+ * checks the rule before any handler (or body parsing) runs.
+ */
+export function enforceAccessRules(app: FastifyInstance, authenticate: Authenticator | undefined): void {
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const access = (route.config as { access?: AccessRule } | undefined)?.access;
+    // Fastify adds HEAD twins of GET routes; they inherit the GET route's config.
+    if (access === undefined) throw new MissingAccessRuleError(`${String(route.method)} ${route.url}`);
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access;
+    // Unmatched requests reach the 404/405 handler, which needs no rule.
+    if (access === undefined || access === 'public') return;
+    const principal = authenticate ? await authenticate(request) : undefined;
+    if (principal === undefined) {
+      throw new AppError(
+        'unauthenticated',
+        'auth.unauthenticated',
+        'This operation needs valid credentials',
+        {
+          headers: { 'www-authenticate': 'Bearer' },
+        },
+      );
+    }
+    request.principal = principal;
+    if (access !== 'authenticated' && !principal.permissions.has(access)) {
+      throw new AppError('forbidden', 'auth.forbidden', 'You are not allowed to perform this operation');
+    }
+  });
+}

@@ -1,0 +1,7 @@
+export {
+  type Clock,
+  type IdGenerator,
+  type ServiceContext,
+  type ServiceModule,
+  systemClock,
+} from './service-module.ts';

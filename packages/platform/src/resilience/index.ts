@@ -1,0 +1,7 @@
+export {
+  type BreakerState,
+  createResilience,
+  isBrokenCircuit,
+  type Resilience,
+  type ResilienceSettings,
+} from './resilience.ts';

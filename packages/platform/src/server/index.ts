@@ -1,0 +1,8 @@
+export {
+  buildKeelApp,
+  type KeelAppDependencies,
+  migrationSourcesFor,
+  parseTrustProxy,
+  platformMigrations,
+} from './build-app.ts';
+export { maskPassword, type OpenedDatabase, openDatabase } from './open-database.ts';

@@ -1,0 +1,9 @@
+export { buildTestApp, type CapturedLogs, captureLogs, type TestApp } from './test-app.ts';
+export {
+  createTestDatabase,
+  prepareTestDatabaseServer,
+  TEST_DATABASE_SETTINGS,
+  type TestDatabase,
+  type TestDatabaseServer,
+  withDatabase,
+} from './test-database.ts';

@@ -1,0 +1,75 @@
+import { Writable } from 'node:stream';
+import { v7 as uuidv7 } from 'uuid';
+import { loadConfig, type PlatformConfig, PlatformConfigSchema } from '../config/index.ts';
+import type { Database } from '../db/index.ts';
+import type { KeelApp } from '../http/index.ts';
+import { type Clock, type IdGenerator, type ServiceModule, systemClock } from '../module/index.ts';
+import { createLogger, createMetrics, type HttpMetrics, type Logger } from '../observability/index.ts';
+import { buildKeelApp } from '../server/index.ts';
+
+/** Log lines a test app wrote, parsed; lets tests assert on what was (not) logged. */
+export type CapturedLogs = { lines: () => Record<string, unknown>[]; text: () => string };
+
+export type TestApp = {
+  app: KeelApp;
+  config: PlatformConfig;
+  metrics: HttpMetrics;
+  logger: Logger;
+  logs: CapturedLogs;
+  close: () => Promise<void>;
+};
+
+export function captureLogs(): { stream: Writable; logs: CapturedLogs } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      chunks.push(String(chunk));
+      callback();
+    },
+  });
+  const text = () => chunks.join('');
+  return {
+    stream,
+    logs: {
+      text,
+      lines: () =>
+        text()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as Record<string, unknown>),
+    },
+  };
+}
+
+/**
+ * The production wiring (`buildKeelApp`) on a test database, with logs captured.
+ *
+ * @example
+ * const { app } = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
+ * const response = await app.inject({ method: 'GET', url: '/health/live' });
+ */
+export async function buildTestApp(options: {
+  database: Database;
+  modules: ServiceModule[];
+  env?: Record<string, string>;
+  clock?: Clock;
+  ids?: IdGenerator;
+}): Promise<TestApp> {
+  const config = loadConfig(PlatformConfigSchema, { NODE_ENV: 'test', LOG_LEVEL: 'info', ...options.env });
+  const { stream, logs } = captureLogs();
+  const logger = createLogger({ level: config.LOG_LEVEL, destination: stream });
+  const metrics = createMetrics({ collectProcessMetrics: false });
+  const app = await buildKeelApp({
+    config,
+    database: options.database,
+    logger,
+    metrics,
+    modules: options.modules,
+    clock: options.clock ?? systemClock,
+    ids: options.ids ?? { uuid: uuidv7 },
+    areMigrationsApplied: () => true,
+    version: '0.0.0-test',
+  });
+  await app.ready();
+  return { app, config, metrics, logger, logs, close: () => app.close() };
+}

@@ -1,0 +1,71 @@
+import { type KeelApp, problemResponses } from '@keel/platform/http';
+import type { StoredResponse } from '@keel/platform/idempotency';
+import type { Static } from 'typebox';
+import { CreateUserBody, UserIdParams, UserResponse } from './user.schemas.ts';
+import type { UserService } from './user.service.ts';
+import { type User, userLocation } from './user.ts';
+
+function toUserResponse(user: User): Static<typeof UserResponse> {
+  return {
+    user_id: user.id,
+    name: user.name,
+    email: user.email,
+    phone: user.phone,
+    created_at: user.createdAt.toISOString(),
+  };
+}
+
+function created(user: User) {
+  return {
+    statusCode: 201 as const,
+    headers: { location: userLocation(user.id) },
+    body: toUserResponse(user),
+  } satisfies StoredResponse;
+}
+
+export function registerUserRoutes(app: KeelApp, users: UserService): void {
+  app.addSchema(UserResponse);
+
+  app.post(
+    '/user',
+    {
+      config: { access: 'public', idempotency: { required: false } },
+      schema: {
+        operationId: 'createUser',
+        tags: ['users'],
+        summary: 'Create a user',
+        description:
+          'Assigns `user_id` and `created_at`. Send an `Idempotency-Key` to make retries safe; without one, ' +
+          "a second user with the same email is refused with `users.email_taken` and the existing user's location.",
+        headers: {
+          type: 'object',
+          properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } },
+        },
+        body: CreateUserBody,
+        response: { 201: UserResponse, ...problemResponses(400, 409, 413, 415, 422) },
+      },
+    },
+    async (request, reply) => {
+      const user = await users.createUser(request.body, {
+        withinTransaction: async (trx, user) => request.idempotency?.complete(trx, created(user)),
+      });
+      const response = created(user);
+      return reply.code(response.statusCode).headers(response.headers).send(response.body);
+    },
+  );
+
+  app.get(
+    '/user/:id',
+    {
+      config: { access: 'public' },
+      schema: {
+        operationId: 'getUser',
+        tags: ['users'],
+        summary: 'Fetch a user by id',
+        params: UserIdParams,
+        response: { 200: UserResponse, ...problemResponses(400, 404) },
+      },
+    },
+    async (request) => toUserResponse(await users.getUser(request.params.id)),
+  );
+}
