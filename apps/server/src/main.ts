@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     await app.close();
     await opened.close();
     await tracing?.shutdown();
+    logger.info('shutdown complete');
   });
 
   await app.listen({ host: config.HOST, port: config.PORT });

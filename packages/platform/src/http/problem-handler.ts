@@ -49,6 +49,9 @@ const FASTIFY_ERRORS: Record<string, (error: FastifyError) => AppError> = {
 export function installProblemHandling(app: FastifyInstance): void {
   const knownRoutes = FindMyWay();
   app.addHook('onRoute', (route) => {
+    // A catch-all (the CORS preflight route, OPTIONS *) matches every path and
+    // would turn every 404 into a 405 that allows only OPTIONS.
+    if (route.url === '*' || route.url === '/*') return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       // The shadow router only answers "does this path exist for another method?".

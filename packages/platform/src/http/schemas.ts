@@ -45,10 +45,16 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
  * @example
  * response: { 201: UserSchema, ...problemResponses(400, 409, 422) }
  */
-export function problemResponses(...statuses: number[]): Record<number, TSchema> {
-  const responses: Record<number, TSchema> = {};
+export function problemResponses(...statuses: number[]): Record<number, ProblemResponse> {
+  const responses: Record<number, ProblemResponse> = {};
   for (const status of [...statuses, 500, 503]) {
-    responses[status] = Type.Ref('Problem', { description: PROBLEM_DESCRIPTIONS[status] ?? 'Error' });
+    responses[status] = {
+      description: PROBLEM_DESCRIPTIONS[status] ?? 'Error',
+      content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
+    };
   }
   return responses;
 }
+
+/** A response keyed by content type: errors are served as application/problem+json. */
+export type ProblemResponse = { description: string; content: Record<string, { schema: TSchema }> };

@@ -66,7 +66,7 @@ const claims = new WeakMap<FastifyRequest, ClaimState>();
  * - same key, same body, finished: replays the stored response with `Idempotent-Replayed: true`;
  * - same key, different body: 422 `idempotency.key_reused`;
  * - same key while the first is running: 409 `idempotency.in_progress`;
- * - a 5xx releases the claim so the client's retry runs again.
+ * - a 5xx or a 400 (failed validation) releases the claim so the client's retry runs again.
  *
  * @example
  * app.post('/user', { config: { access: 'public', idempotency: { required: false } } }, handler);
@@ -126,13 +126,15 @@ export function installIdempotency(app: KeelApp, settings: IdempotencySettings):
 
   // Responses that did not complete the key inside a transaction: business
   // 4xx (nothing was written, so storing them now is consistent), and 5xx,
-  // which release the key for a retry.
+  // which release the key for a retry. A 400 releases it too: the request
+  // failed validation and never ran, so the corrected retry may reuse the key
+  // (Stripe saves no result for parameter validation failures either).
   app.addHook('onSend', async (request, reply, payload) => {
     const state = claims.get(request);
     if (state === undefined || state.isCompleted) return payload;
     state.isCompleted = true;
     try {
-      if (reply.statusCode >= 500) {
+      if (reply.statusCode >= 500 || reply.statusCode === 400) {
         await db.run((kysely) => deleteClaim(kysely, state.identity, state.lockToken));
       } else {
         const response: StoredResponse = {

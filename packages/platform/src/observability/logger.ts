@@ -22,7 +22,8 @@ export const REDACTED_PATHS = [
     'accessToken',
     'refreshToken',
     'otp',
-    'code',
+    // Not `code`: it would redact the error code on every request line
+    // (`error.code`) and the SQLSTATE on retry lines (`err.code`).
     'secret',
     'apiKey',
   ].flatMap((field) => [field, `*.${field}`, `*.*.${field}`]),

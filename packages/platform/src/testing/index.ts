@@ -7,3 +7,4 @@ export {
   type TestDatabaseServer,
   withDatabase,
 } from './test-database.ts';
+export { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';

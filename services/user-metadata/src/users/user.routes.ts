@@ -24,8 +24,6 @@ function created(user: User) {
 }
 
 export function registerUserRoutes(app: KeelApp, users: UserService): void {
-  app.addSchema(UserResponse);
-
   app.post(
     '/user',
     {
@@ -39,10 +37,17 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
           "a second user with the same email is refused with `users.email_taken` and the existing user's location.",
         headers: {
           type: 'object',
-          properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255 } },
+          // Documented, not validated here: the idempotency hook checks the key
+          // and answers `idempotency.key_invalid`, which a schema failure would hide.
+          properties: {
+            'idempotency-key': { type: 'string', description: '1-255 printable ASCII characters' },
+          },
         },
         body: CreateUserBody,
-        response: { 201: UserResponse, ...problemResponses(400, 409, 413, 415, 422) },
+        response: {
+          201: { ...UserResponse, description: 'The created user' },
+          ...problemResponses(400, 409, 413, 415, 422),
+        },
       },
     },
     async (request, reply) => {
@@ -63,7 +68,7 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
         tags: ['users'],
         summary: 'Fetch a user by id',
         params: UserIdParams,
-        response: { 200: UserResponse, ...problemResponses(400, 404) },
+        response: { 200: { ...UserResponse, description: 'The user' }, ...problemResponses(400, 404) },
       },
     },
     async (request) => toUserResponse(await users.getUser(request.params.id)),

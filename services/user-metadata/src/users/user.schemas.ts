@@ -35,5 +35,5 @@ export const UserResponse = Type.Object(
     phone: Type.String({ description: 'E.164' }),
     created_at: Type.String({ format: 'date-time' }),
   },
-  { $id: 'User', additionalProperties: false },
+  { additionalProperties: false, description: 'A user record' },
 );

@@ -1,0 +1,59 @@
+// Writes docs/api/openapi.json from the route schemas of every service, or
+// with --check fails when the committed file is stale.
+import { readFile, writeFile } from 'node:fs/promises';
+import { loadConfig, PlatformConfigSchema } from '@keel/platform/config';
+import { createDatabase } from '@keel/platform/db';
+import { systemClock } from '@keel/platform/module';
+import { createLogger, createMetrics } from '@keel/platform/observability';
+import { buildKeelApp } from '@keel/platform/server';
+import { v7 as uuidv7 } from 'uuid';
+import { ALL_MODULES } from '../apps/server/src/services.ts';
+
+const OUTPUT = new URL('../docs/api/openapi.json', import.meta.url);
+const { version } = JSON.parse(await readFile(new URL('../apps/server/package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+const config = loadConfig(PlatformConfigSchema, {});
+const logger = createLogger({ level: 'silent' });
+// The pool connects lazily; generating the document never touches a database.
+const database = createDatabase(
+  {
+    url: 'postgres://openapi@127.0.0.1:1/unused',
+    poolMax: 1,
+    statementTimeoutMs: 1000,
+    connectTimeoutMs: 100,
+    retryMaxAttempts: 1,
+    retryBudgetMs: 100,
+    breakerThreshold: 1,
+    breakerHalfOpenAfterMs: 1000,
+  },
+  logger,
+);
+const app = await buildKeelApp({
+  config,
+  database,
+  logger,
+  metrics: createMetrics({ collectProcessMetrics: false }),
+  modules: ALL_MODULES,
+  clock: systemClock,
+  ids: { uuid: uuidv7 },
+  areMigrationsApplied: () => true,
+  version,
+});
+await app.ready();
+const document = `${JSON.stringify(app.swagger(), null, 2)}\n`;
+await app.close();
+await database.close();
+
+if (process.argv.includes('--check')) {
+  const committed = await readFile(OUTPUT, 'utf8').catch(() => '');
+  if (committed !== document) {
+    process.stderr.write('docs/api/openapi.json is stale: run `npm run openapi` and commit the result.\n');
+    process.exit(1);
+  }
+  process.stdout.write('docs/api/openapi.json is up to date.\n');
+} else {
+  await writeFile(OUTPUT, document);
+  process.stdout.write(`Wrote ${OUTPUT.pathname}\n`);
+}
