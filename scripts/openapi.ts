@@ -10,7 +10,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { ALL_MODULES } from '../apps/server/src/services.ts';
 
 const OUTPUT = new URL('../docs/api/openapi.json', import.meta.url);
-const { version } = JSON.parse(await readFile(new URL('../apps/server/package.json', import.meta.url), 'utf8')) as {
+const { version } = JSON.parse(
+  await readFile(new URL('../apps/server/package.json', import.meta.url), 'utf8'),
+) as {
   version: string;
 };
 

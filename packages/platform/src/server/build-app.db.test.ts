@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadConfig, PlatformConfigSchema } from '../config/index.ts';
+import type { KeelApp } from '../http/index.ts';
+import { type ServiceModule, systemClock } from '../module/index.ts';
+import { createLogger, createMetrics } from '../observability/index.ts';
+import { type CapturedLogs, captureLogs } from '../testing/test-app.ts';
+import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
+import { buildKeelApp, migrationSourcesFor, platformMigrations } from './build-app.ts';
+
+let testDb: TestDatabase;
+const openApps: KeelApp[] = [];
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(inject('keelTestDatabase'));
+});
+
+afterEach(async () => {
+  await Promise.all(openApps.splice(0).map((app) => app.close()));
+});
+
+afterAll(async () => {
+  await testDb?.drop();
+});
+
+/** A throwaway module whose routes report which service label they carry. */
+function buildWidgetsModule(overrides: Partial<ServiceModule> = {}): ServiceModule {
+  return {
+    name: 'widgets',
+    schema: 'widgets',
+    routePrefix: '/widgets',
+    migrationsDirectory: '/nonexistent/widgets/migrations',
+    register(app, context) {
+      context.logger.info('widgets registered');
+      app.get('/ping', { config: { access: 'public' } }, async (request) => ({
+        service: request.routeOptions.config.service,
+        url: request.routeOptions.url,
+      }));
+      app.get('/:id', { config: { access: 'public' } }, async (request) => ({
+        service: request.routeOptions.config.service,
+        url: request.routeOptions.url,
+      }));
+    },
+    ...overrides,
+  };
+}
+
+async function buildApp(
+  options: { modules?: ServiceModule[]; areMigrationsApplied?: () => boolean } = {},
+): Promise<{ app: KeelApp; logs: CapturedLogs; metrics: ReturnType<typeof createMetrics> }> {
+  const { stream, logs } = captureLogs();
+  const metrics = createMetrics({ collectProcessMetrics: false });
+  const app = await buildKeelApp({
+    config: loadConfig(PlatformConfigSchema, { NODE_ENV: 'test' }),
+    database: testDb.database,
+    logger: createLogger({ level: 'info', destination: stream }),
+    metrics,
+    modules: options.modules ?? [buildWidgetsModule()],
+    clock: systemClock,
+    ids: { uuid: randomUUID },
+    areMigrationsApplied: options.areMigrationsApplied ?? (() => true),
+    version: '0.0.0-test',
+  });
+  openApps.push(app);
+  await app.ready();
+  return { app, logs, metrics };
+}
+
+describe('buildKeelApp module mounting', () => {
+  it('mounts module routes under the module route prefix', async () => {
+    const { app } = await buildApp();
+    const mounted = await app.inject({ method: 'GET', url: '/widgets/ping' });
+    expect(mounted.statusCode).toBe(200);
+    expect(mounted.json().url).toBe('/widgets/ping');
+
+    const unprefixed = await app.inject({ method: 'GET', url: '/ping' });
+    expect(unprefixed.statusCode).toBe(404);
+    expect(unprefixed.json().code).toBe('request.route_not_found');
+  });
+
+  it('labels every module route with the module name as its service', async () => {
+    const { app } = await buildApp();
+    for (const url of ['/widgets/ping', '/widgets/42']) {
+      const response = await app.inject({ method: 'GET', url });
+      expect(response.json().service).toBe('widgets');
+    }
+  });
+
+  it('counts module requests under the service label and leaves platform routes out', async () => {
+    const { app, metrics } = await buildApp();
+    await app.inject({ method: 'GET', url: '/widgets/42' });
+    await app.inject({ method: 'GET', url: '/health/live' });
+    const total = await metrics.totalRequests.get();
+    expect(total.values).toEqual([
+      { labels: { route: '/widgets/:id', method: 'GET', service: 'widgets' }, value: 1 },
+    ]);
+  });
+
+  it('hands each module a logger that names the service', async () => {
+    const { logs } = await buildApp();
+    const line = logs.lines().find((entry) => entry.msg === 'widgets registered');
+    expect(line).toMatchObject({ service: 'widgets' });
+  });
+
+  it('keeps two modules apart when they share no prefix', async () => {
+    const gadgets = buildWidgetsModule({ name: 'gadgets', schema: 'gadgets', routePrefix: '/gadgets' });
+    const { app } = await buildApp({ modules: [buildWidgetsModule(), gadgets] });
+    expect((await app.inject({ method: 'GET', url: '/gadgets/ping' })).json().service).toBe('gadgets');
+    expect((await app.inject({ method: 'GET', url: '/widgets/ping' })).json().service).toBe('widgets');
+  });
+
+  it('fails to start when a module registers a route without an access rule', async () => {
+    const careless = buildWidgetsModule({
+      register(app) {
+        app.get('/open', async () => ({ ok: true }));
+      },
+    });
+    const { stream } = captureLogs();
+    const building = buildKeelApp({
+      config: loadConfig(PlatformConfigSchema, { NODE_ENV: 'test' }),
+      database: testDb.database,
+      logger: createLogger({ level: 'silent', destination: stream }),
+      metrics: createMetrics({ collectProcessMetrics: false }),
+      modules: [careless],
+      clock: systemClock,
+      ids: { uuid: randomUUID },
+      areMigrationsApplied: () => true,
+      version: '0.0.0-test',
+    });
+    await expect(building).rejects.toMatchObject({ name: 'MissingAccessRuleError' });
+  });
+});
+
+describe('buildKeelApp readiness', () => {
+  it('answers /health/ready 200 with every check ok when migrations are applied', async () => {
+    const { app } = await buildApp();
+    const response = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      status: 'ready',
+      checks: { database: { status: 'ok' }, migrations: { status: 'ok' }, breaker: { status: 'ok' } },
+    });
+  });
+
+  it('answers /health/ready 503 with the migrations check failing when migrations are not applied', async () => {
+    const { app } = await buildApp({ areMigrationsApplied: () => false });
+    const response = await app.inject({ method: 'GET', url: '/health/ready' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toMatchObject({
+      status: 'not_ready',
+      checks: { migrations: { status: 'failing' }, database: { status: 'ok' } },
+    });
+  });
+
+  it('answers /health/live 200 even when not ready', async () => {
+    const { app } = await buildApp({ areMigrationsApplied: () => false });
+    const response = await app.inject({ method: 'GET', url: '/health/live' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('exposes the database gauges on /metrics', async () => {
+    const { app } = await buildApp();
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('keel_db_circuit_state 0');
+    expect(response.body).toContain('keel_db_pool_total');
+  });
+});
+
+describe('migrationSourcesFor', () => {
+  it('lists the platform migrations first, then one source per module', () => {
+    const widgets = buildWidgetsModule();
+    expect(migrationSourcesFor([widgets])).toEqual([
+      platformMigrations,
+      { service: 'widgets', schema: 'widgets', directory: '/nonexistent/widgets/migrations' },
+    ]);
+  });
+});
