@@ -11,7 +11,13 @@ import {
   isBrokenCircuit,
   type Resilience,
 } from '../resilience/index.ts';
-import { isDatabaseOutage, isTransientDatabaseError, QUERY_CANCELED, sqlState } from './pg-errors.ts';
+import {
+  isDatabaseOutage,
+  isTransientDatabaseError,
+  markConnectFailure,
+  QUERY_CANCELED,
+  sqlState,
+} from './pg-errors.ts';
 
 export type DatabaseSettings = {
   url: string;
@@ -125,7 +131,9 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
   });
 
   const kysely = new Kysely<unknown>({
-    dialect: new PostgresDialect({ pool: settings.traceQueries ? tracedPool(pool) : pool }),
+    dialect: new PostgresDialect({
+      pool: markingConnectFailures(settings.traceQueries ? tracedPool(pool) : pool),
+    }),
   });
 
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
@@ -221,6 +229,29 @@ function summarise(error: unknown): { code?: string; message: string } {
   const message = error instanceof Error ? error.message : String(error);
   const code = sqlState(error);
   return code === undefined ? { message } : { code, message };
+}
+
+/**
+ * Marks every error from opening a connection as an outage (see
+ * pg-errors.ts): only failures to connect may open the breaker.
+ */
+function markingConnectFailures(pool: pg.Pool): pg.Pool {
+  return new Proxy(pool, {
+    get(target, property, receiver) {
+      if (property === 'connect') {
+        return async () => {
+          try {
+            return await target.connect();
+          } catch (error) {
+            markConnectFailure(error);
+            throw error;
+          }
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 type Queryable = { query: (...args: never[]) => unknown };

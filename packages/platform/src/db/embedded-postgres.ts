@@ -37,9 +37,11 @@ export async function startEmbeddedPostgres(options: {
   const root = path.resolve(options.dataDir);
   const databaseDir = path.join(root, 'postgres');
   const isRoot = process.getuid?.() === 0;
-  await mkdir(root, { recursive: true, mode: 0o700 });
   // As root, the `postgres` user must traverse into the data dir; 0711 lets it
   // pass through without listing. Secrets inside stay 0600 and root-owned.
+  // The mode applies to every directory mkdir creates (e.g. `.keel` for
+  // `.keel/test`), not only the last; chmod covers a dir that already existed.
+  await mkdir(root, { recursive: true, mode: isRoot ? 0o711 : 0o700 });
   if (isRoot) await chmod(root, 0o711);
   const password = await loadOrCreatePassword(path.join(root, 'postgres-password'));
 

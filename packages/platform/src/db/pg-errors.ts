@@ -9,36 +9,51 @@ const RETRYABLE_SQLSTATES = new Set([
   '40P01', // deadlock_detected
 ]);
 
-// The server or the connection to it is going away or refusing work.
-const OUTAGE_SQLSTATES = new Set([
+// The server cannot be reached or refuses new sessions: the database is down.
+const UNAVAILABLE_SQLSTATES = new Set([
+  '57P03', // cannot_connect_now (starting up, shutting down, in recovery)
+  '53300', // too_many_connections
+  '08001', // sqlclient_unable_to_establish_sqlconnection
+  '08004', // sqlserver_rejected_establishment_of_sqlconnection
+]);
+
+// An established session was lost. Safe to retry on a fresh connection, but
+// no evidence of an outage by itself: a failover, a proxy restart or
+// pg_terminate_backend drops every pooled connection at once, and counting
+// each would open the breaker on a database that is up. The retry's own
+// connection attempt tells whether the server is really gone.
+const SESSION_LOST_SQLSTATES = new Set([
   '57P01', // admin_shutdown (pg_terminate_backend, restart)
   '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now (starting up, in recovery)
-  '53300', // too_many_connections
   '08000', // connection_exception
-  '08001', // sqlclient_unable_to_establish_sqlconnection
   '08003', // connection_does_not_exist
-  '08004', // sqlserver_rejected_establishment_of_sqlconnection
   '08006', // connection_failure
 ]);
 
-const SOCKET_ERROR_CODES = new Set([
+const UNREACHABLE_SOCKET_CODES = new Set([
   'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
   'ENETUNREACH',
   'EAI_AGAIN',
 ]);
+const SESSION_LOST_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
-// node-postgres reports some connection losses only through the message.
-const CONNECTION_LOST_MESSAGES = [
-  'Connection terminated',
+// node-postgres reports some failures only through the message.
+const CONNECT_FAILED_MESSAGES = [
   'timeout exceeded when trying to connect',
+  'Connection terminated due to connection timeout',
+];
+const SESSION_LOST_MESSAGES = [
+  'Connection terminated',
   'Client has encountered a connection error',
   'Connection ended unexpectedly',
 ];
+
+// Errors raised while opening a connection, whatever their shape: a server
+// behind a proxy or pooler that is gone often shows up as a closed socket
+// rather than a refused one.
+const connectFailures = new WeakSet<object>();
 
 export const UNIQUE_VIOLATION = '23505';
 export const QUERY_CANCELED = '57014';
@@ -48,13 +63,30 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** Records that `error` was raised while opening a connection, so it counts as an outage. */
+export function markConnectFailure(error: unknown): void {
+  if (typeof error === 'object' && error !== null) connectFailures.add(error);
+}
+
 /** The database, or the way to it, is down: counts towards opening the breaker. */
 export function isDatabaseOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (connectFailures.has(error)) return true;
   const code = sqlState(error);
-  if (code !== undefined && (OUTAGE_SQLSTATES.has(code) || SOCKET_ERROR_CODES.has(code))) return true;
+  if (code !== undefined && (UNAVAILABLE_SQLSTATES.has(code) || UNREACHABLE_SOCKET_CODES.has(code)))
+    return true;
   if (error instanceof AggregateError) return error.errors.some(isDatabaseOutage);
-  return CONNECTION_LOST_MESSAGES.some((message) => error.message.includes(message));
+  return CONNECT_FAILED_MESSAGES.some((message) => error.message.includes(message));
+}
+
+/** The session died under the unit of work; a fresh connection may well succeed. */
+export function isSessionLost(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = sqlState(error);
+  if (code !== undefined && (SESSION_LOST_SQLSTATES.has(code) || SESSION_LOST_SOCKET_CODES.has(code)))
+    return true;
+  if (error instanceof AggregateError) return error.errors.some(isSessionLost);
+  return SESSION_LOST_MESSAGES.some((message) => error.message.includes(message));
 }
 
 /**
@@ -63,7 +95,9 @@ export function isDatabaseOutage(error: unknown): boolean {
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   const code = sqlState(error);
-  return (code !== undefined && RETRYABLE_SQLSTATES.has(code)) || isDatabaseOutage(error);
+  return (
+    (code !== undefined && RETRYABLE_SQLSTATES.has(code)) || isDatabaseOutage(error) || isSessionLost(error)
+  );
 }
 
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {

@@ -85,7 +85,16 @@ export function createResilience(settings: ResilienceSettings): Resilience {
       }
       return policy.execute(() => breaker.execute(work));
     },
-    state: () => toBreakerState(breaker.state),
+    state() {
+      const state = toBreakerState(breaker.state);
+      // cockatiel half-opens only when a call arrives. Report what the next
+      // call will meet, or readiness would stay failing on an instance that a
+      // load balancer, seeing it unready, never sends that call to.
+      if (breaker.state === CircuitState.Open && Date.now() - openedAt >= settings.halfOpenAfterMs) {
+        return 'half_open';
+      }
+      return state;
+    },
     retryAfterSeconds() {
       if (breaker.state === CircuitState.Closed) return 0;
       const remainingMs = openedAt + settings.halfOpenAfterMs - Date.now();

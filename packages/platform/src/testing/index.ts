@@ -1,3 +1,4 @@
+export { startTcpProxy, type TcpProxy, type TcpProxyFault } from './tcp-proxy.ts';
 export { buildTestApp, type CapturedLogs, captureLogs, type TestApp } from './test-app.ts';
 export {
   createTestDatabase,
@@ -7,4 +8,3 @@ export {
   type TestDatabaseServer,
   withDatabase,
 } from './test-database.ts';
-export { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
