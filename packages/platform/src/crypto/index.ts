@@ -1,0 +1,32 @@
+export {
+  type BlindIndex,
+  type BlindIndexEncoding,
+  type BlindIndexOptions,
+  createBlindIndex,
+  normaliseEmail,
+} from './blind-index.ts';
+export { CryptoError, type CryptoErrorCode, isCryptoError } from './crypto.errors.ts';
+export {
+  ciphertextPrefix,
+  createFieldEncryption,
+  type FieldEncryption,
+  FORMAT_VERSION,
+} from './field-encryption.ts';
+export {
+  createKeyring,
+  generateEncryptionKey,
+  type Keyring,
+  type KeyringDescription,
+  type KeyringEntry,
+  parseKeyring,
+} from './keyring.ts';
+export {
+  countValuesToRotate,
+  type RotateEncryptedColumnOptions,
+  type RotationCounts,
+  type RotationDatabase,
+  type RotationFailure,
+  type RotationProgress,
+  type RotationResult,
+  rotateEncryptedColumn,
+} from './rotation.ts';
