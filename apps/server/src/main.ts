@@ -47,6 +47,8 @@ async function main(): Promise<void> {
     else logger.info({ signal }, 'shutting down');
     purge.stop();
     await app.close();
+    const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
+    if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
     await opened.close();
     await tracing?.shutdown();
     logger.info('shutdown complete');

@@ -383,3 +383,13 @@ describe('unit of work through a faulty network path', () => {
     expect(await readTransitions(registry, 'half_open')).toBe(1);
   });
 });
+
+describe('drain before shutdown', () => {
+  it('reports busy while a connection is checked out and drained once it is returned', async () => {
+    const database = testDb.database;
+    const client = await database.pool.connect();
+    expect(await database.drain({ timeoutMs: 150, quietMs: 50 })).toBe(false);
+    client.release();
+    expect(await database.drain({ timeoutMs: 1000, quietMs: 50 })).toBe(true);
+  });
+});

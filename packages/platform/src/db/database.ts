@@ -51,6 +51,13 @@ export type Database = {
   /** A cheap round trip that bypasses retries; readiness uses it. */
   ping(): Promise<void>;
   registerMetrics(registry: Registry): void;
+  /**
+   * Waits until no connection is checked out or awaited for `quietMs` in a
+   * row, or until `timeoutMs`. Shutdown calls it after the HTTP server has
+   * closed: handlers of clients that hung up keep running and still need the
+   * database (their idempotency keys would otherwise stay locked).
+   */
+  drain(options: { timeoutMs: number; quietMs?: number }): Promise<boolean>;
   close(): Promise<void>;
 };
 
@@ -186,6 +193,17 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
         help: 'Requests waiting for a database connection',
         read: () => pool.waitingCount,
       });
+    },
+    async drain({ timeoutMs, quietMs = 200 }) {
+      const deadline = Date.now() + timeoutMs;
+      let quietSince = Date.now();
+      while (Date.now() < deadline) {
+        const isBusy = pool.totalCount > pool.idleCount || pool.waitingCount > 0;
+        if (isBusy) quietSince = Date.now();
+        else if (Date.now() - quietSince >= quietMs) return true;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return false;
     },
     async close() {
       await kysely.destroy();

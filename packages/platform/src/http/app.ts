@@ -1,5 +1,4 @@
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -20,6 +19,7 @@ import './fastify-types.ts';
 import { installProblemHandling } from './problem-handler.ts';
 import { requestIdFor } from './request-id.ts';
 import { ProblemSchema } from './schemas.ts';
+import { computeSecurityHeaders } from './security-headers.ts';
 import { installRequestTelemetry } from './telemetry-hooks.ts';
 import { typeBoxValidatorCompiler } from './validator.ts';
 
@@ -81,8 +81,11 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
   app.setValidatorCompiler(typeBoxValidatorCompiler);
   app.addSchema(ProblemSchema);
 
-  app.addHook('onRequest', async (request, reply) => {
+  const securityHeaders = computeSecurityHeaders();
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(securityHeaders);
     reply.header('x-request-id', request.id);
+    done();
   });
 
   // Platform-owned documentation routes and the CORS preflight catch-all (OPTIONS *,
@@ -98,20 +101,6 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
   installProblemHandling(app);
   installRequestTelemetry(app, options.metrics, { tracing: options.tracing });
 
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'", 'data:'],
-        frameAncestors: ["'none'"],
-        objectSrc: ["'none'"],
-        // Keel is often served over plain http on localhost, where upgrading would break /docs.
-        upgradeInsecureRequests: null,
-      },
-    },
-  });
   if (options.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: options.corsOrigins,

@@ -30,23 +30,12 @@ export function installRequestTelemetry(
     });
   }
 
-  app.addHook('onResponse', async (request, reply) => {
+  const instruments = cachedInstruments(metrics);
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
-    const statusClass = `${Math.floor(status / 100)}xx`;
     const latencyMs = reply.elapsedTime;
-    const service = request.routeOptions.config.service ?? 'platform';
-    metrics.requestDuration.observe(
-      { route, method: request.method, status_class: statusClass, service },
-      latencyMs / 1000,
-    );
-    if (request.routeOptions.config.service !== undefined) {
-      const labels = { route, method: request.method, service };
-      metrics.totalRequests.inc(labels);
-      metrics.requestLatencyMs.observe(labels, latencyMs);
-      if (status < 400) metrics.successCount.inc(labels);
-      else metrics.failureCount.inc({ ...labels, status_class: statusClass });
-    }
+    instruments(request.routeOptions.config.service, route, request.method, status).record(latencyMs);
 
     const span = spans.get(request);
     if (span) endSpanWithStatus(span, status);
@@ -60,5 +49,52 @@ export function installRequestTelemetry(
     };
     if (status >= 500) request.log.error(line, 'request failed');
     else request.log.info(line, 'request completed');
+    done();
   });
+}
+
+type RouteInstruments = { record: (latencyMs: number) => void };
+
+/**
+ * Metric children per (service, route, method, status class), created once.
+ * prom-client hashes a label object on every observe; the set of routes is
+ * small and fixed, so a string-keyed cache is cheaper on the hot path.
+ */
+function cachedInstruments(metrics: HttpMetrics) {
+  const cache = new Map<string, RouteInstruments>();
+  return (service: string | undefined, route: string, method: string, status: number): RouteInstruments => {
+    const statusClass = `${Math.floor(status / 100)}xx`;
+    const key = `${service ?? ''}|${route}|${method}|${statusClass}`;
+    let instruments = cache.get(key);
+    if (instruments === undefined) {
+      const duration = metrics.requestDuration.labels({
+        route,
+        method,
+        status_class: statusClass,
+        service: service ?? 'platform',
+      });
+      if (service === undefined) {
+        instruments = { record: (latencyMs) => duration.observe(latencyMs / 1000) };
+      } else {
+        const labels = { route, method, service };
+        const total = metrics.totalRequests.labels(labels);
+        const latency = metrics.requestLatencyMs.labels(labels);
+        // success_count: 1xx-3xx; failure_count: 4xx and 5xx, by class.
+        const outcome =
+          status < 400
+            ? metrics.successCount.labels(labels)
+            : metrics.failureCount.labels({ ...labels, status_class: statusClass });
+        instruments = {
+          record(latencyMs) {
+            duration.observe(latencyMs / 1000);
+            total.inc();
+            latency.observe(latencyMs);
+            outcome.inc();
+          },
+        };
+      }
+      cache.set(key, instruments);
+    }
+    return instruments;
+  };
 }

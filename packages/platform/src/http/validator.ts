@@ -12,7 +12,12 @@ import { Value } from 'typebox/value';
 export const typeBoxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = Compile(schema);
   const convert = httpPart !== 'body';
+  // Most requests are already valid as sent; converting first would cost an
+  // uncompiled walk of the schema on every request. Schemas with defaults must
+  // still get them, so they always take the slow path.
+  const canSkipConversion = !convert || !JSON.stringify(schema).includes('"default"');
   return (value: unknown) => {
+    if (canSkipConversion && checker.Check(value)) return { value };
     const candidate = convert ? Value.Convert(schema, Value.Default(schema, value)) : value;
     if (checker.Check(candidate)) return { value: candidate };
     return { error: [...checker.Errors(candidate)] as unknown as Error };

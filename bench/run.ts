@@ -1,0 +1,340 @@
+// npm run bench -- [scenario ...] [--connections 100,500] [--duration 10] [--warmup 2] [--profile] [--note text]
+// Starts bare Fastify and the real Keel server as child processes, drives them
+// with autocannon from this process, prints a table and records the results.
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { measureLoad, warmUp } from './load.ts';
+import { formatSummary, summariseProfile } from './profile-summary.ts';
+import {
+  appendResultRows,
+  type Measurement,
+  printTable,
+  RESULTS_DIR,
+  type RunEnvironment,
+  type ScenarioReport,
+  type ScenarioRow,
+  writeScenarioReport,
+} from './report.ts';
+import { type Scenario, scenarios } from './scenarios.ts';
+import { type ServerProcess, ServerStartError, startServerProcess } from './server-process.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const PROFILE_DIR = path.join(RESULTS_DIR, 'profiles');
+// First start with embedded Postgres runs initdb and migrations; give it time.
+const READY_TIMEOUT_MS = 180_000;
+
+type Options = {
+  scenarios: Scenario[];
+  connections: number[];
+  durationSeconds: number;
+  warmupSeconds: number;
+  isProfiled: boolean;
+  note: string;
+};
+
+function parseOptions(argv: string[]): Options {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      connections: { type: 'string', short: 'c', default: '100,500' },
+      duration: { type: 'string', short: 'd', default: '10' },
+      warmup: { type: 'string', short: 'w', default: '2' },
+      profile: { type: 'boolean', default: false },
+      note: { type: 'string', default: '' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(usage());
+    process.exit(0);
+  }
+  const unknown = positionals.filter((name) => !scenarios.some((scenario) => scenario.name === name));
+  if (unknown.length > 0) fail(`unknown scenario ${unknown.join(', ')}\n\n${usage()}`);
+  const connections = values.connections.split(',').map((entry) => Number(entry.trim()));
+  if (connections.some((count) => !Number.isInteger(count) || count < 1)) {
+    fail('--connections takes positive integers separated by commas, e.g. 100,500');
+  }
+  const durationSeconds = Number(values.duration);
+  const warmupSeconds = Number(values.warmup);
+  if (!Number.isInteger(durationSeconds) || durationSeconds < 1) fail('--duration takes whole seconds >= 1');
+  if (!Number.isInteger(warmupSeconds) || warmupSeconds < 0) fail('--warmup takes whole seconds >= 0');
+  return {
+    scenarios:
+      positionals.length === 0
+        ? [...scenarios]
+        : positionals.map((name) => scenarios.find((scenario) => scenario.name === name) as Scenario),
+    connections,
+    durationSeconds,
+    warmupSeconds,
+    isProfiled: values.profile,
+    note: values.note,
+  };
+}
+
+function usage(): string {
+  return [
+    'usage: npm run bench -- [scenario ...] [options]',
+    '',
+    'scenarios (all when none given):',
+    ...scenarios.map((scenario) => `  ${scenario.name.padEnd(22)} ${scenario.description}`),
+    '',
+    'options:',
+    '  -c, --connections 100,500  connection counts to run each scenario at',
+    '  -d, --duration 10          measured seconds per connection count',
+    '  -w, --warmup 2             discarded warm-up seconds before each measurement',
+    '      --profile              run the server under --cpu-prof; profiles land in bench/results/profiles/',
+    '      --note text            free text for the note column of bench/results/README.md',
+    '',
+    'environment: DATABASE_URL (else embedded Postgres under .keel/bench), DATABASE_POOL_MAX and every',
+    'other Keel variable pass through to the server.',
+    '',
+  ].join('\n');
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function keelEnvironment(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    KEEL_DEMO_DATA: 'false',
+    // Its own data dir so the embedded Postgres never collides with a dev server's.
+    KEEL_DATA_DIR: path.join(ROOT, '.keel', 'bench'),
+  };
+}
+
+async function startKeel(isProfiled: boolean): Promise<ServerProcess> {
+  if (isProfiled) await mkdir(PROFILE_DIR, { recursive: true });
+  const profileArgs = isProfiled ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
+  return startServerProcess({
+    name: 'keel server',
+    nodeArgs: [...profileArgs, path.join(ROOT, 'apps/server/src/main.ts')],
+    env: keelEnvironment(),
+    readyPath: '/health/ready',
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  });
+}
+
+async function startBare(): Promise<ServerProcess> {
+  return startServerProcess({
+    name: 'bare fastify',
+    nodeArgs: [path.join(import.meta.dirname, 'bare-server.ts')],
+    env: { ...process.env, NODE_ENV: 'production' },
+    readyPath: '/',
+    readyTimeoutMs: 30_000,
+  });
+}
+
+async function measure(
+  server: ServerProcess,
+  options: Options,
+  connections: number,
+  requests: Parameters<typeof measureLoad>[0]['requests'],
+): Promise<Measurement> {
+  const load = { url: server.baseUrl, connections, requests };
+  await warmUp({ ...load, durationSeconds: options.warmupSeconds });
+  const before = await server.readCpu();
+  const loaderBefore = process.cpuUsage();
+  const startedAt = performance.now();
+  const result = await measureLoad({ ...load, durationSeconds: options.durationSeconds });
+  const elapsedMs = performance.now() - startedAt;
+  const loaderUsage = process.cpuUsage(loaderBefore);
+  const after = await server.readCpu();
+  const serverCpuMs = before && after ? after.cpuMs - before.cpuMs : undefined;
+  return {
+    ...result,
+    serverCpuPercent: serverCpuMs === undefined ? undefined : (serverCpuMs / elapsedMs) * 100,
+    serverCpuMicrosPerRequest:
+      serverCpuMs === undefined || result.totalResponses === 0
+        ? undefined
+        : (serverCpuMs * 1000) / result.totalResponses,
+    loaderCpuPercent: ((loaderUsage.user + loaderUsage.system) / 1000 / elapsedMs) * 100,
+    memory: await server.readMemory(),
+  };
+}
+
+async function newProfiles(pid: number): Promise<string[]> {
+  try {
+    const files = await readdir(PROFILE_DIR);
+    return files
+      .filter((file) => file.endsWith('.cpuprofile') && file.includes(`.${pid}.`))
+      .map((file) => path.join(PROFILE_DIR, file));
+  } catch {
+    return [];
+  }
+}
+
+function truncate(text: string, length: number): string {
+  return text.length > length ? `${text.slice(0, length)}…` : text;
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const environment: RunEnvironment = {
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    node: process.version,
+    cores: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    loadAverageAtStart: os.loadavg()[0] ?? 0,
+    database: process.env.DATABASE_URL ? 'external' : 'embedded',
+    databasePoolMax: process.env.DATABASE_POOL_MAX ?? 'default',
+    durationSeconds: options.durationSeconds,
+    warmupSeconds: options.warmupSeconds,
+    connections: options.connections,
+    isProfiled: options.isProfiled,
+  };
+  progress(
+    `commit ${environment.commit}, node ${environment.node}, ${environment.cores} cores, load ${environment.loadAverageAtStart.toFixed(2)}, ` +
+      `${environment.database} database, ${options.durationSeconds}s + ${options.warmupSeconds}s warm-up per run`,
+  );
+
+  progress('measuring bare fastify (the ceiling)');
+  const bareServer = await startBare();
+  const bare: Measurement[] = [];
+  try {
+    for (const connections of options.connections) {
+      bare.push(await measure(bareServer, options, connections, undefined));
+      progress(`  bare @${connections}: ${bare.at(-1)?.requestsPerSecond.toFixed(0)} req/s`);
+    }
+  } finally {
+    await bareServer.stop();
+  }
+
+  const allRows: ScenarioRow[] = [];
+  const failures: string[] = [];
+  for (const scenario of options.scenarios) {
+    progress(`${scenario.name}: starting keel server${options.isProfiled ? ' under --cpu-prof' : ''}`);
+    const server = await startKeel(options.isProfiled);
+    const rows: ScenarioRow[] = [];
+    let observations: Record<string, number> = {};
+    let logLinesDuringRun = 0;
+    try {
+      progress(`${scenario.name}: preparing`);
+      const prepared = await scenario.prepare(server.baseUrl);
+      for (const connections of options.connections) {
+        const measurement = await measure(server, options, connections, prepared.requests);
+        const exit = server.exitStatus();
+        if (exit) {
+          // Numbers from a run during which the server went away are not a measurement of it.
+          progress(
+            `${scenario.name}: the keel server exited during the run (code ${exit.code}, signal ${exit.signal}); ` +
+              'skipping the rest of this scenario',
+          );
+          for (const line of server.recentOutput().slice(-10)) progress(`  | ${line}`);
+          failures.push(`${scenario.name}: server exited during the @${connections} run`);
+          break;
+        }
+        const bareAtConnections = bare.find((entry) => entry.connections === connections);
+        const bareRequestsPerSecond = bareAtConnections?.requestsPerSecond ?? Number.NaN;
+        rows.push({
+          ...measurement,
+          scenario: scenario.name,
+          bareRequestsPerSecond,
+          bareServerCpuMicrosPerRequest: bareAtConnections?.serverCpuMicrosPerRequest,
+          ratioToBare: measurement.requestsPerSecond / bareRequestsPerSecond,
+        });
+        progress(
+          `  ${scenario.name} @${connections}: ${measurement.requestsPerSecond.toFixed(0)} req/s, ` +
+            `p99 ${measurement.latencyMs.p99.toFixed(1)} ms, non-2xx ${measurement.non2xx}, errors ${measurement.errors}`,
+        );
+      }
+      observations = prepared.observations();
+    } finally {
+      logLinesDuringRun = server.logLinesAfterReady();
+      const wasRunning = server.exitStatus() === undefined;
+      const exit = await server.stop();
+      if (wasRunning && exit.code !== 0) {
+        progress(
+          `${scenario.name}: keel server exited with code ${exit.code} (signal ${exit.signal}) on SIGTERM`,
+        );
+      }
+    }
+    const logLinesAtShutdown = server.logLinesAfterReady() - logLinesDuringRun;
+    if (logLinesDuringRun + logLinesAtShutdown > 0) {
+      progress(
+        `${scenario.name}: the server logged ${logLinesDuringRun} line(s) at warn or above during the run ` +
+          `and ${logLinesAtShutdown} while shutting down; the last few:`,
+      );
+      for (const line of server.recentOutput().slice(-3)) progress(`  | ${truncate(line, 400)}`);
+    }
+    const profiles = options.isProfiled ? await newProfiles(server.pid) : [];
+    const report: ScenarioReport = {
+      scenario: scenario.name,
+      description: scenario.description,
+      environment,
+      bare,
+      results: rows,
+      observations,
+      serverLogLines: { duringRun: logLinesDuringRun, atShutdown: logLinesAtShutdown },
+      profile: profiles[0] ? path.relative(ROOT, profiles[0]) : undefined,
+    };
+    allRows.push(...rows);
+    if (options.isProfiled) {
+      // The profiler costs the server CPU: profiled numbers are not recorded as results.
+      const profile = profiles[0];
+      if (profile) {
+        const summary = formatSummary(await summariseProfile(profile), 20);
+        await writeFile(`${profile}.summary.txt`, `${summary}\n`);
+        progress(
+          `${scenario.name}: CPU profile written to ${path.relative(ROOT, profile)} (summary: .summary.txt)`,
+        );
+        process.stderr.write(`${summary}\n`);
+      } else {
+        progress(
+          `${scenario.name}: no .cpuprofile for pid ${server.pid} in ${path.relative(ROOT, PROFILE_DIR)}`,
+        );
+      }
+    } else {
+      const note = [`${environment.database} db, pool ${environment.databasePoolMax}`, options.note];
+      await writeScenarioReport(report);
+      await appendResultRows(report, note.filter(Boolean).join('; '));
+    }
+  }
+
+  process.stdout.write(`\n${printTable(allRows, bare)}\n\n`);
+  const results = path.relative(ROOT, RESULTS_DIR);
+  process.stdout.write(
+    'p50/p95/p99 are ranked over every response of the measured run. ' +
+      (options.isProfiled
+        ? `Profiled run: numbers not recorded; profiles in ${path.relative(ROOT, PROFILE_DIR)}/\n`
+        : `Results: ${results}/<scenario>.json and ${results}/README.md\n`),
+  );
+  if (failures.length > 0) {
+    process.stderr.write(
+      `bench: incomplete run:\n${failures.map((failure) => `  - ${failure}`).join('\n')}\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ServerStartError) {
+    process.stderr.write(`bench: ${error.message}\n`);
+    for (const line of error.output) process.stderr.write(`  | ${line}\n`);
+  } else {
+    process.stderr.write(
+      `bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+  }
+  process.exit(1);
+});
