@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { startAuditPartitionMaintenance, startAuditSealer } from '@keel/platform/audit';
 import { ConfigError, loadConfig, PlatformConfigSchema, parseList } from '@keel/platform/config';
 import { startIdempotencyPurge } from '@keel/platform/idempotency';
 import { systemClock } from '@keel/platform/module';
@@ -34,6 +35,14 @@ async function main(): Promise<void> {
     areMigrationsApplied: () => true,
     version,
   });
+  // Seal audit events into the hash chain every second; keep monthly partitions 3 months ahead.
+  const sealer = startAuditSealer({ database: opened.database, intervalMs: 1000, logger });
+  const partitions = startAuditPartitionMaintenance({
+    database: opened.database,
+    intervalMs: 6 * 3_600_000,
+    monthsAhead: 3,
+    logger,
+  });
   const purge = startIdempotencyPurge(opened.database, {
     retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
     intervalMs: 15 * 60_000,
@@ -46,6 +55,8 @@ async function main(): Promise<void> {
     if (err) logger.error({ err }, 'shutting down after a fatal error');
     else logger.info({ signal }, 'shutting down');
     purge.stop();
+    sealer.stop();
+    partitions.stop();
     await app.close();
     const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
     if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
