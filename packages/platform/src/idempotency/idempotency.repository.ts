@@ -1,4 +1,4 @@
-import type { Generated, Kysely } from 'kysely';
+import type { Generated, Kysely, RawBuilder } from 'kysely';
 import { sql } from 'kysely';
 
 export type IdempotencyKeysTable = {
@@ -154,4 +154,36 @@ export async function deleteExpiredKeys(
     where k.scope = doomed.scope and k.method = doomed.method and k.route = doomed.route and k.key = doomed.key
   `.execute(db);
   return Number(result.numAffectedRows ?? 0);
+}
+
+/**
+ * SQL that lets a service complete a claim inside its own single write
+ * statement (as CTEs), instead of a BEGIN / write / complete / COMMIT
+ * transaction: one round trip instead of four, atomic all the same because a
+ * statement is. `heldClaim` locks the key row only while this request still
+ * holds it; `completeWhen(condition)` stores the response only if `condition`
+ * (e.g. "the insert returned a row") selects anything.
+ */
+export type ClaimCompletionSql = {
+  heldClaim: RawBuilder<unknown>;
+  completeWhen: (condition: RawBuilder<unknown>) => RawBuilder<unknown>;
+};
+
+export function claimCompletionSql(
+  identity: KeyIdentity,
+  lockToken: string,
+  response: StoredResponse,
+): ClaimCompletionSql {
+  const matchesClaim = sql`scope = ${identity.scope} and method = ${identity.method}
+    and route = ${identity.route} and key = ${identity.key} and lock_token = ${lockToken}`;
+  return {
+    heldClaim: sql`select 1 from platform.idempotency_keys where ${matchesClaim} for update`,
+    completeWhen: (condition) => sql`update platform.idempotency_keys set
+        status = 'completed', lock_token = null, locked_until = null,
+        response_status = ${response.statusCode},
+        response_headers = ${JSON.stringify(response.headers)}::jsonb,
+        response_body = ${JSON.stringify(response.body ?? null)}::jsonb,
+        completed_at = now()
+      where ${matchesClaim} and exists (${condition})`,
+  };
 }

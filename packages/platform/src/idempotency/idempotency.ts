@@ -7,6 +7,8 @@ import { AppError } from '../errors/index.ts';
 import type { KeelApp } from '../http/app.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
+  type ClaimCompletionSql,
+  claimCompletionSql,
   deleteClaim,
   deleteExpiredKeys,
   findKey,
@@ -18,7 +20,7 @@ import {
   updateExpiredClaim,
 } from './idempotency.repository.ts';
 
-export type { StoredResponse };
+export type { ClaimCompletionSql, StoredResponse };
 
 /** The right to run a request once for its key; held by the request that inserted it. */
 export type IdempotencyClaim = {
@@ -29,6 +31,14 @@ export type IdempotencyClaim = {
    * expired and another request took the key over meanwhile.
    */
   complete(trx: AnyTransaction, response: StoredResponse): Promise<void>;
+  /**
+   * For a unit of work that is one write statement: SQL fragments to embed as
+   * CTEs so the write and the completed key commit in that statement (see
+   * `ClaimCompletionSql`). Call `markCompleted` once the statement reports
+   * that it wrote; otherwise the response is settled after it is sent.
+   */
+  completionSql(response: StoredResponse): ClaimCompletionSql;
+  markCompleted(): void;
 };
 
 declare module 'fastify' {
@@ -105,7 +115,11 @@ export function installIdempotency(app: KeelApp, settings: IdempotencySettings):
               lockToken,
               pickReplayed(response),
             );
-            if (!isStored) throw inProgress();
+            if (!isStored) throw idempotencyInProgress();
+            state.isCompleted = true;
+          },
+          completionSql: (response) => claimCompletionSql(identity, lockToken, pickReplayed(response)),
+          markCompleted() {
             state.isCompleted = true;
           },
         };
@@ -120,7 +134,7 @@ export function installIdempotency(app: KeelApp, settings: IdempotencySettings):
           'This Idempotency-Key was already used with a different request body; use a new key for a new request',
         );
       case 'in_progress':
-        throw inProgress();
+        throw idempotencyInProgress();
     }
   });
 
@@ -208,7 +222,8 @@ function readKey(request: FastifyRequest, isRequired: boolean): string | undefin
   return value;
 }
 
-function inProgress(): AppError {
+/** The key is held by another request (or this request's claim was taken over). */
+export function idempotencyInProgress(): AppError {
   return new AppError(
     'conflict',
     'idempotency.in_progress',

@@ -51,8 +51,9 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
       },
     },
     async (request, reply) => {
+      const claim = request.idempotency;
       const user = await users.createUser(request.body, {
-        withinTransaction: async (trx, user) => request.idempotency?.complete(trx, created(user)),
+        ...(claim ? { idempotency: { claim, respond: created } } : {}),
       });
       const response = created(user);
       return reply.code(response.statusCode).headers(response.headers).send(response.body);
