@@ -76,6 +76,8 @@ export function asPlatformTables<Tables>(trx: AnyTransaction): Kysely<Tables> {
   return trx as unknown as Kysely<Tables>;
 }
 
+const MAX_PREPARED_STATEMENTS = 500;
+
 const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
 /**
@@ -139,7 +141,10 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
 
   const kysely = new Kysely<unknown>({
     dialect: new PostgresDialect({
-      pool: markingConnectFailures(settings.traceQueries ? tracedPool(pool) : pool),
+      pool: interceptedPool(pool, [
+        preparingStatements(MAX_PREPARED_STATEMENTS),
+        ...(settings.traceQueries ? [tracingQueries()] : []),
+      ]),
     }),
   });
 
@@ -249,70 +254,33 @@ function summarise(error: unknown): { code?: string; message: string } {
   return code === undefined ? { message } : { code, message };
 }
 
+type QueryFunction = (text: unknown, values?: unknown) => Promise<unknown>;
+type QueryWrapper = (query: QueryFunction) => QueryFunction;
+
 /**
- * Marks every error from opening a connection as an outage (see
- * pg-errors.ts): only failures to connect may open the breaker.
+ * The one interception point between Kysely and the pool. Every error from
+ * opening a connection is marked as an outage (see pg-errors.ts: only failures
+ * to connect may open the breaker), and each checked-out client's `query` is
+ * passed through the wrappers (statement preparation, tracing).
  */
-function markingConnectFailures(pool: pg.Pool): pg.Pool {
+function interceptedPool(pool: pg.Pool, wrappers: QueryWrapper[]): pg.Pool {
   return new Proxy(pool, {
     get(target, property, receiver) {
       if (property === 'connect') {
         return async () => {
+          let client: pg.PoolClient;
           try {
-            return await target.connect();
+            client = await target.connect();
           } catch (error) {
             markConnectFailure(error);
             throw error;
           }
-        };
-      }
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-type Queryable = { query: (...args: never[]) => unknown };
-
-/**
- * Wraps the pool so each query runs in a client span (`db.system=postgresql`)
- * under the active request span. Parameters are never recorded: they carry
- * personal data.
- */
-function tracedPool(pool: pg.Pool): pg.Pool {
-  const tracer = getTracer();
-  const traceQuery = (client: Queryable) => {
-    const original = client.query.bind(client) as (text: unknown, values?: unknown) => Promise<unknown>;
-    return async (text: unknown, values?: unknown) => {
-      const statement = typeof text === 'string' ? text : ((text as { text?: string }).text ?? '');
-      const operation = statement.trimStart().split(/\s+/, 1)[0]?.toUpperCase() ?? 'QUERY';
-      return tracer.startActiveSpan(
-        `${operation} postgresql`,
-        {
-          kind: SpanKind.CLIENT,
-          attributes: { 'db.system': 'postgresql', 'db.query.text': statement.slice(0, 2000) },
-        },
-        async (span) => {
-          try {
-            return await original(text, values);
-          } catch (error) {
-            span.setStatus({ code: SpanStatusCode.ERROR, message: sqlState(error) ?? 'error' });
-            throw error;
-          } finally {
-            span.end();
-          }
-        },
-      );
-    };
-  };
-  return new Proxy(pool, {
-    get(target, property, receiver) {
-      if (property === 'connect') {
-        return async () => {
-          const client = await target.connect();
+          if (wrappers.length === 0) return client;
+          const original = client.query.bind(client) as QueryFunction;
+          const query = wrappers.reduce((wrapped, wrapper) => wrapper(wrapped), original);
           return new Proxy(client, {
             get(clientTarget, clientProperty, clientReceiver) {
-              if (clientProperty === 'query') return traceQuery(clientTarget as unknown as Queryable);
+              if (clientProperty === 'query') return query;
               return Reflect.get(clientTarget, clientProperty, clientReceiver);
             },
           });
@@ -322,4 +290,55 @@ function tracedPool(pool: pg.Pool): pg.Pool {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * Sends repeated parameterised statements as named prepared statements, so
+ * Postgres parses and plans each once per connection instead of on every
+ * execution (in the POST /user benchmark, parse and plan were a large share of
+ * Postgres's CPU). Kysely generates the same text for the same query shape;
+ * shapes that vary (e.g. IN lists of different lengths) could grow the set
+ * without bound, so only the first `maxStatements` distinct texts are named.
+ */
+function preparingStatements(maxStatements: number): QueryWrapper {
+  const names = new Map<string, string>();
+  return (query) => (text, values) => {
+    if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0) return query(text, values);
+    let name = names.get(text);
+    if (name === undefined) {
+      if (names.size >= maxStatements) return query(text, values);
+      name = `keel_${names.size.toString(36)}`;
+      names.set(text, name);
+    }
+    return query({ name, text, values });
+  };
+}
+
+/**
+ * Runs each query in a client span (`db.system=postgresql`) under the active
+ * request span. Parameters are never recorded: they carry personal data.
+ */
+function tracingQueries(): QueryWrapper {
+  const tracer = getTracer();
+  return (query) => async (text, values) => {
+    const statement = typeof text === 'string' ? text : ((text as { text?: string }).text ?? '');
+    const operation = statement.trimStart().split(/\s+/, 1)[0]?.toUpperCase() ?? 'QUERY';
+    return tracer.startActiveSpan(
+      `${operation} postgresql`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'db.system': 'postgresql', 'db.query.text': statement.slice(0, 2000) },
+      },
+      async (span) => {
+        try {
+          return await query(text, values);
+        } catch (error) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: sqlState(error) ?? 'error' });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  };
 }
