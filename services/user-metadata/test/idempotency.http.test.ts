@@ -1,26 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hashRequest, startIdempotencyPurge } from '@keel/platform/idempotency';
 import { createLogger } from '@keel/platform/observability';
-import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '@keel/platform/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { useTestApp } from '@keel/platform/testing';
+import { describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
 import { buildIdempotencyKey, buildUserInput, expectProblem, type UserInput } from './factories.ts';
 
-let testDb: TestDatabase;
-let testApp: TestApp;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase(inject('keelTestDatabase'));
-  testApp = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
-});
-
-afterAll(async () => {
-  await testApp?.close();
-  await testDb?.drop();
-});
+const harness = useTestApp({ modules: [userMetadataModule] });
 
 function createUser(payload: unknown, key: string | undefined) {
-  return testApp.app.inject({
+  return harness.testApp.app.inject({
     method: 'POST',
     url: '/user',
     payload: payload as object,
@@ -29,7 +18,7 @@ function createUser(payload: unknown, key: string | undefined) {
 }
 
 async function countUsersWithEmail(email: string): Promise<number> {
-  const result = await testDb.database.pool.query<{ count: string }>(
+  const result = await harness.testDb.database.pool.query<{ count: string }>(
     'select count(*) from user_metadata.users where lower(email) = lower($1)',
     [email],
   );
@@ -45,7 +34,7 @@ type KeyRow = {
 };
 
 async function findKeyRows(key: string): Promise<KeyRow[]> {
-  const result = await testDb.database.pool.query<KeyRow>(
+  const result = await harness.testDb.database.pool.query<KeyRow>(
     `select scope, method, route, status, response_status
        from platform.idempotency_keys where key = $1 order by route`,
     [key],
@@ -55,7 +44,7 @@ async function findKeyRows(key: string): Promise<KeyRow[]> {
 
 /** An in-progress claim as an earlier request (possibly a crashed process) would have left it. */
 async function insertInProgressClaim(key: string, body: UserInput, lockedUntil: 'past' | 'future') {
-  await testDb.database.pool.query(
+  await harness.testDb.database.pool.query(
     `insert into platform.idempotency_keys (scope, method, route, key, request_hash, status, lock_token, locked_until)
      values ('anonymous', 'POST', '/user', $1, $2, 'in_progress', $3,
              now() + ($4 * interval '1 minute'))`,
@@ -211,7 +200,7 @@ describe('Idempotency-Key on POST /user', () => {
 
   it('scopes keys per route and method: a key used elsewhere does not affect POST /user', async () => {
     const key = buildIdempotencyKey();
-    await testDb.database.pool.query(
+    await harness.testDb.database.pool.query(
       `insert into platform.idempotency_keys
          (scope, method, route, key, request_hash, status, response_status, response_headers, response_body, completed_at)
        values ('anonymous', 'POST', '/orders', $1, 'another-hash', 'completed', 201, '{}', '{}', now()),
@@ -272,7 +261,7 @@ describe('idempotency purge', () => {
   it('deletes records older than the retention window and keeps fresh ones', async () => {
     const oldKey = buildIdempotencyKey();
     const freshKey = buildIdempotencyKey();
-    await testDb.database.pool.query(
+    await harness.testDb.database.pool.query(
       `insert into platform.idempotency_keys
          (scope, method, route, key, request_hash, status, response_status, response_headers, response_body,
           created_at, completed_at)
@@ -285,7 +274,7 @@ describe('idempotency purge', () => {
     const viaHttpKey = buildIdempotencyKey();
     expect((await createUser(buildUserInput(), viaHttpKey)).statusCode).toBe(201);
 
-    const purge = startIdempotencyPurge(testDb.database, {
+    const purge = startIdempotencyPurge(harness.testDb.database, {
       retentionHours: 24,
       intervalMs: 3_600_000,
       logger: createLogger({ level: 'silent' }),

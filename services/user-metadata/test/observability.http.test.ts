@@ -1,21 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '@keel/platform/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildTestApp, type TestApp, useTestApp } from '@keel/platform/testing';
+import { describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
 import { buildIdempotencyKey, buildUserInput, expectProblem } from './factories.ts';
 
-let testDb: TestDatabase;
-let testApp: TestApp;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase(inject('keelTestDatabase'));
-  testApp = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
-});
-
-afterAll(async () => {
-  await testApp?.close();
-  await testDb?.drop();
-});
+const harness = useTestApp({ modules: [userMetadataModule] });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -56,13 +45,13 @@ function sampleValue(samples: Sample[], name: string, labels: Record<string, str
 
 describe('request ids', () => {
   it('returns a generated X-Request-Id when the caller sends none', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: '/health/live' });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: '/health/live' });
     expect(response.headers['x-request-id']).toMatch(UUID);
   });
 
   it('reuses a sane incoming X-Request-Id', async () => {
     const requestId = `abc.DEF_123:${randomUUID()}`;
-    const response = await testApp.app.inject({
+    const response = await harness.testApp.app.inject({
       method: 'GET',
       url: '/health/live',
       headers: { 'x-request-id': requestId },
@@ -72,7 +61,7 @@ describe('request ids', () => {
 
   it('echoes the request id on error responses too', async () => {
     const requestId = buildRequestId();
-    const response = await testApp.app.inject({
+    const response = await harness.testApp.app.inject({
       method: 'GET',
       url: `/user/${randomUUID()}`,
       headers: { 'x-request-id': requestId },
@@ -88,31 +77,35 @@ describe('request ids', () => {
     ['with a newline escape', 'id\\nlevel:fatal'],
     ['non-ASCII', 'idé'],
   ])('replaces an insane incoming X-Request-Id (%s) with a generated one', async (_label, requestId) => {
-    const response = await testApp.app.inject({
+    const response = await harness.testApp.app.inject({
       method: 'GET',
       url: '/health/live',
       headers: { 'x-request-id': requestId },
     });
     expect(response.headers['x-request-id']).toMatch(UUID);
-    expect(testApp.logs.text()).not.toContain(requestId);
+    expect(harness.testApp.logs.text()).not.toContain(requestId);
   });
 });
 
 describe('request log lines', () => {
   it('writes exactly one request completed line per request, with the route template and no raw id', async () => {
-    const created = await testApp.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() });
+    const created = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      payload: buildUserInput(),
+    });
     expect(created.statusCode).toBe(201);
     const userId = created.json().user_id as string;
 
     const requestId = buildRequestId();
-    const response = await testApp.app.inject({
+    const response = await harness.testApp.app.inject({
       method: 'GET',
       url: `/user/${userId}`,
       headers: { 'x-request-id': requestId },
     });
     expect(response.statusCode).toBe(200);
 
-    const lines = completedLines(testApp, requestId);
+    const lines = completedLines(harness.testApp, requestId);
     expect(lines).toHaveLength(1);
     const [line] = lines;
     expect(line).toMatchObject({
@@ -127,14 +120,18 @@ describe('request log lines', () => {
     expect(line).not.toHaveProperty('error');
     expect(JSON.stringify(line)).not.toContain(userId);
     // Nothing else logged for this request repeats the raw path either.
-    const everyLine = testApp.logs.lines().filter((candidate) => candidate.requestId === requestId);
+    const everyLine = harness.testApp.logs.lines().filter((candidate) => candidate.requestId === requestId);
     expect(JSON.stringify(everyLine)).not.toContain(userId);
   });
 
   it('logs one line per request for a generated request id as well', async () => {
-    const response = await testApp.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() });
+    const response = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      payload: buildUserInput(),
+    });
     expect(response.statusCode).toBe(201);
-    const lines = completedLines(testApp, response.headers['x-request-id'] as string);
+    const lines = completedLines(harness.testApp, response.headers['x-request-id'] as string);
     expect(lines).toEqual([expect.objectContaining({ method: 'POST', route: '/user', status: 201 })]);
   });
 
@@ -173,7 +170,7 @@ describe('request log lines', () => {
     'logs a 4xx for %s with status, route template and error {code, message}',
     async (_label, method, path, payload, status, code, route) => {
       const requestId = buildRequestId();
-      const response = await testApp.app.inject({
+      const response = await harness.testApp.app.inject({
         method,
         url: path,
         headers: { 'x-request-id': requestId },
@@ -181,7 +178,7 @@ describe('request log lines', () => {
       });
       expectProblem(response, status, code);
 
-      expect(completedLines(testApp, requestId)).toEqual([
+      expect(completedLines(harness.testApp, requestId)).toEqual([
         expect.objectContaining({
           level: 'info',
           requestId,
@@ -197,16 +194,18 @@ describe('request log lines', () => {
 
   it('logs a 409 users.email_taken with its code', async () => {
     const input = buildUserInput();
-    expect((await testApp.app.inject({ method: 'POST', url: '/user', payload: input })).statusCode).toBe(201);
+    expect(
+      (await harness.testApp.app.inject({ method: 'POST', url: '/user', payload: input })).statusCode,
+    ).toBe(201);
     const requestId = buildRequestId();
-    const response = await testApp.app.inject({
+    const response = await harness.testApp.app.inject({
       method: 'POST',
       url: '/user',
       payload: input,
       headers: { 'x-request-id': requestId },
     });
     expectProblem(response, 409, 'users.email_taken');
-    expect(completedLines(testApp, requestId)).toEqual([
+    expect(completedLines(harness.testApp, requestId)).toEqual([
       expect.objectContaining({
         status: 409,
         route: '/user',
@@ -221,11 +220,21 @@ describe('request log lines', () => {
     const headers = { 'idempotency-key': key, authorization: `Bearer ${token}` };
     const input = buildUserInput();
 
-    const created = await testApp.app.inject({ method: 'POST', url: '/user', payload: input, headers });
+    const created = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      payload: input,
+      headers,
+    });
     expect(created.statusCode).toBe(201);
-    const replayed = await testApp.app.inject({ method: 'POST', url: '/user', payload: input, headers });
+    const replayed = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      payload: input,
+      headers,
+    });
     expect(replayed.headers['idempotent-replayed']).toBe('true');
-    const reused = await testApp.app.inject({
+    const reused = await harness.testApp.app.inject({
       method: 'POST',
       url: '/user',
       payload: buildUserInput(),
@@ -233,21 +242,21 @@ describe('request log lines', () => {
     });
     expectProblem(reused, 422, 'idempotency.key_reused');
     const invalidKey = `bad key ${randomUUID()}`;
-    const invalid = await testApp.app.inject({
+    const invalid = await harness.testApp.app.inject({
       method: 'POST',
       url: '/user',
       payload: buildUserInput(),
       headers: { ...headers, 'idempotency-key': invalidKey },
     });
     expectProblem(invalid, 400, 'idempotency.key_invalid');
-    const fetched = await testApp.app.inject({
+    const fetched = await harness.testApp.app.inject({
       method: 'GET',
       url: created.headers.location as string,
       headers: { authorization: `Bearer ${token}` },
     });
     expect(fetched.statusCode).toBe(200);
 
-    const text = testApp.logs.text();
+    const text = harness.testApp.logs.text();
     expect(text).toContain(created.headers['x-request-id'] as string);
     expect(text).not.toContain(key);
     expect(text).not.toContain(invalidKey);
@@ -257,9 +266,9 @@ describe('request log lines', () => {
   it('never logs an unhandled error or a 5xx line for any request in this file', async () => {
     // Runs a few requests of its own so the assertion has something to look at.
     for (const url of ['/health/live', '/user/not-a-uuid', `/user/${randomUUID()}`]) {
-      await testApp.app.inject({ method: 'GET', url });
+      await harness.testApp.app.inject({ method: 'GET', url });
     }
-    const lines = testApp.logs.lines();
+    const lines = harness.testApp.logs.lines();
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.filter((line) => line.msg === 'unhandled error' || line.msg === 'request failed')).toEqual(
       [],
@@ -271,7 +280,7 @@ describe('request log lines', () => {
 describe('GET /metrics', () => {
   it('counts service requests by route template with service="user-metadata"', async () => {
     // A fresh app has a fresh registry, so the counts below are exact.
-    const app = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
+    const app = await buildTestApp({ database: harness.testDb.database, modules: [userMetadataModule] });
     try {
       const first = await app.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() });
       expect(first.statusCode).toBe(201);
@@ -340,8 +349,8 @@ describe('GET /metrics', () => {
   });
 
   it('exposes the database pool and circuit breaker gauges', async () => {
-    await testApp.app.inject({ method: 'GET', url: '/health/ready' });
-    const response = await testApp.app.inject({ method: 'GET', url: '/metrics' });
+    await harness.testApp.app.inject({ method: 'GET', url: '/health/ready' });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
     const text = response.body;
     expect(text).toContain('# TYPE keel_db_pool_total gauge');
@@ -354,13 +363,13 @@ describe('GET /metrics', () => {
 
 describe('health', () => {
   it('answers /health/live with 200', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: '/health/live' });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: '/health/live' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
   it('answers /health/ready with 200 and every check ok', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: '/health/ready' });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: '/health/ready' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({
       status: 'ready',
@@ -374,12 +383,12 @@ describe('health', () => {
 
   it('does not log credentials sent to health probes', async () => {
     const key = buildIdempotencyKey();
-    await testApp.app.inject({
+    await harness.testApp.app.inject({
       method: 'GET',
       url: '/health/ready',
       headers: { authorization: 'Bearer secret-token-123', 'idempotency-key': key },
     });
-    expect(testApp.logs.text()).not.toContain('secret-token-123');
-    expect(testApp.logs.text()).not.toContain(key);
+    expect(harness.testApp.logs.text()).not.toContain('secret-token-123');
+    expect(harness.testApp.logs.text()).not.toContain(key);
   });
 });

@@ -1,28 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { buildTestApp, createTestDatabase, type TestApp, type TestDatabase } from '@keel/platform/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildTestApp, useTestApp } from '@keel/platform/testing';
+import { describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
 import { buildIdempotencyKey, buildUserInput, expectNoInternals, expectProblem } from './factories.ts';
 
-let testDb: TestDatabase;
-let testApp: TestApp;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase(inject('keelTestDatabase'));
-  testApp = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
-});
-
-afterAll(async () => {
-  await testApp?.close();
-  await testDb?.drop();
-});
+const harness = useTestApp({ modules: [userMetadataModule] });
 
 function createUser(payload: unknown, headers: Record<string, string> = {}) {
-  return testApp.app.inject({ method: 'POST', url: '/user', payload: payload as object, headers });
+  return harness.testApp.app.inject({ method: 'POST', url: '/user', payload: payload as object, headers });
 }
 
 function postRaw(body: string, contentType: string | undefined) {
-  return testApp.app.inject({
+  return harness.testApp.app.inject({
     method: 'POST',
     url: '/user',
     body,
@@ -31,7 +20,7 @@ function postRaw(body: string, contentType: string | undefined) {
 }
 
 async function countUsersWithEmail(email: string): Promise<number> {
-  const result = await testDb.database.pool.query<{ count: string }>(
+  const result = await harness.testDb.database.pool.query<{ count: string }>(
     'select count(*) from user_metadata.users where lower(email) = lower($1)',
     [email],
   );
@@ -84,7 +73,7 @@ describe('POST /user (createUser)', () => {
     const response = await createUser(input);
     expect(response.statusCode).toBe(201);
     const body = response.json();
-    const { rows } = await testDb.database.pool.query(
+    const { rows } = await harness.testDb.database.pool.query(
       'select id, name, email, phone, created_at from user_metadata.users where id = $1',
       [body.user_id],
     );
@@ -111,14 +100,17 @@ describe('GET /user/:id (getUser)', () => {
   it('returns 200 with the user as created (round trip)', async () => {
     const created = await createUser(buildUserInput());
     expect(created.statusCode).toBe(201);
-    const response = await testApp.app.inject({ method: 'GET', url: created.headers.location as string });
+    const response = await harness.testApp.app.inject({
+      method: 'GET',
+      url: created.headers.location as string,
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     expect(response.json()).toEqual(created.json());
   });
 
   it('returns 404 users.not_found for a well-formed id that does not exist', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` });
     expectProblem(response, 404, 'users.not_found');
   });
 
@@ -132,7 +124,7 @@ describe('GET /user/:id (getUser)', () => {
     ['invalid percent-encoding', '%E0%A4%A'],
     ['a path traversal', '..%2F..%2Fetc%2Fpasswd'],
   ])('returns 400 request.invalid for a malformed id (%s)', async (_label, id) => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${id}` });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${id}` });
     const problem = expectProblem(response, 400, 'request.invalid');
     if (problem.errors !== undefined) {
       expect(problem.errors).toEqual([expect.objectContaining({ pointer: '/params/id' })]);
@@ -140,13 +132,13 @@ describe('GET /user/:id (getUser)', () => {
   });
 
   it('returns 400 with pointer /params/id for a malformed id', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: '/user/not-a-uuid' });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: '/user/not-a-uuid' });
     const problem = expectProblem(response, 400, 'request.invalid');
     expect(problem.errors).toEqual([expect.objectContaining({ pointer: '/params/id' })]);
   });
 
   it('answers an over-long id with a 4xx problem, never a 5xx', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${'a'.repeat(5000)}` });
+    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${'a'.repeat(5000)}` });
     expect(response.statusCode).toBeGreaterThanOrEqual(400);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expectNoInternals(response);
@@ -296,7 +288,7 @@ describe('bad input to createUser', () => {
   });
 
   it('rejects a request without any body or content type with 400 request.invalid', async () => {
-    const response = await testApp.app.inject({ method: 'POST', url: '/user' });
+    const response = await harness.testApp.app.inject({ method: 'POST', url: '/user' });
     expectProblem(response, 400, 'request.invalid');
   });
 
@@ -327,7 +319,7 @@ describe('bad input to createUser', () => {
 describe('body size limit', () => {
   it('rejects a body over BODY_LIMIT_BYTES with 413 request.body_too_large', async () => {
     const smallApp = await buildTestApp({
-      database: testDb.database,
+      database: harness.testDb.database,
       modules: [userMetadataModule],
       env: { BODY_LIMIT_BYTES: '2048' },
     });
@@ -347,7 +339,7 @@ describe('body size limit', () => {
 
 describe('routing errors', () => {
   it('answers DELETE /user/:id with 405 request.method_not_allowed and an Allow header', async () => {
-    const response = await testApp.app.inject({ method: 'DELETE', url: `/user/${randomUUID()}` });
+    const response = await harness.testApp.app.inject({ method: 'DELETE', url: `/user/${randomUUID()}` });
     expectProblem(response, 405, 'request.method_not_allowed');
     const allowed = String(response.headers.allow)
       .split(',')
@@ -361,7 +353,7 @@ describe('routing errors', () => {
     ['GET', '/user'],
     ['PATCH', `/user/${randomUUID()}`],
   ])('answers %s %s with 405 request.method_not_allowed', async (method, url) => {
-    const response = await testApp.app.inject({ method: method as 'PUT', url });
+    const response = await harness.testApp.app.inject({ method: method as 'PUT', url });
     expectProblem(response, 405, 'request.method_not_allowed');
     expect(response.headers.allow).toBeDefined();
   });
@@ -369,7 +361,7 @@ describe('routing errors', () => {
   it.each(['/users', '/nope', `/user/${randomUUID()}/extra`, '/'])(
     'answers an unknown route (%s) with 404 request.route_not_found',
     async (url) => {
-      const response = await testApp.app.inject({ method: 'GET', url });
+      const response = await harness.testApp.app.inject({ method: 'GET', url });
       expectProblem(response, 404, 'request.route_not_found');
     },
   );

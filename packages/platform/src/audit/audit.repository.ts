@@ -1,7 +1,14 @@
 import type { ColumnType, GeneratedAlways, Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { SealedEventColumns } from './audit.chain.ts';
-import type { AuditActorType, AuditCursor, AuditEvent, AuditEventRow, AuditOutcome } from './audit.ts';
+import type {
+  AuditActorType,
+  AuditCursor,
+  AuditEvent,
+  AuditEventFilters,
+  AuditEventRow,
+  AuditOutcome,
+} from './audit.ts';
 
 export type AuditEventsTable = {
   id: GeneratedAlways<string>;
@@ -110,15 +117,6 @@ function toAuditEvent(row: EventRow): AuditEvent {
     changes: row.changes,
   };
 }
-
-export type AuditEventFilters = {
-  actorId?: string;
-  resourceType?: string;
-  resourceId?: string;
-  action?: string;
-  from?: Date;
-  to?: Date;
-};
 
 /**
  * One page in (occurred_at desc, id desc) order, strictly after `after`.

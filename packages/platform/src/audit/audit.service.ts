@@ -1,13 +1,9 @@
 import type { AnyTransaction, Database } from '../db/database.ts';
 import { asPlatformTables } from '../db/database.ts';
 import { invalidLimit } from './audit.errors.ts';
+import { type AuditTables, findAuditEvents, insertAuditEvent } from './audit.repository.ts';
 import {
   type AuditEventFilters,
-  type AuditTables,
-  findAuditEvents,
-  insertAuditEvent,
-} from './audit.repository.ts';
-import {
   type AuditEventInput,
   type AuditEventPage,
   type AuditEventQuery,

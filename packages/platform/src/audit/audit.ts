@@ -44,7 +44,8 @@ export type AuditEvent = {
   changes: Record<string, unknown> | null;
 };
 
-export type AuditEventQuery = {
+/** What the list may filter on; every filter is optional and they combine with AND. */
+export type AuditEventFilters = {
   actorId?: string;
   resourceType?: string;
   resourceId?: string;
@@ -53,6 +54,9 @@ export type AuditEventQuery = {
   from?: Date;
   /** Exclusive upper bound on `occurredAt`. */
   to?: Date;
+};
+
+export type AuditEventQuery = AuditEventFilters & {
   /** 1 to `LIST_LIMIT_MAX`. */
   limit: number;
   /** `nextCursor` of the previous page. */
@@ -62,19 +66,7 @@ export type AuditEventQuery = {
 export type AuditEventPage = { events: AuditEvent[]; nextCursor: string | null };
 
 /** The row `insertAuditEvent` writes: an `AuditEventInput` made safe to store. */
-export type AuditEventRow = {
-  occurredAt: Date | undefined;
-  actorType: AuditActorType;
-  actorId: string | null;
-  action: string;
-  resourceType: string;
-  resourceId: string | null;
-  outcome: AuditOutcome;
-  requestId: string | null;
-  ip: string | null;
-  userAgent: string | null;
-  changes: Record<string, unknown> | null;
-};
+export type AuditEventRow = Omit<AuditEvent, 'id' | 'occurredAt'> & { occurredAt: Date | undefined };
 
 export const USER_AGENT_MAX_LENGTH = 512;
 export const REQUEST_ID_MAX_LENGTH = 200;

@@ -2,21 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { createBlindIndex, normaliseEmail } from './blind-index.ts';
-import { type CryptoError, isCryptoError } from './crypto.errors.ts';
+import { catchCryptoError } from './crypto.test-support.ts';
 import { generateEncryptionKey } from './keyring.ts';
 
 const indexKey = generateEncryptionKey();
 const identity = (value: string) => value;
-
-function catchCryptoError(work: () => unknown): CryptoError {
-  try {
-    work();
-  } catch (error) {
-    if (isCryptoError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a CryptoError');
-}
 
 describe('createBlindIndex', () => {
   const emailIndex = createBlindIndex({

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { type CryptoError, isCryptoError } from './crypto.errors.ts';
+import type { CryptoError } from './crypto.errors.ts';
+import { catchCryptoError } from './crypto.test-support.ts';
 import { createFieldEncryption, FORMAT_VERSION } from './field-encryption.ts';
 import { createKeyring, generateEncryptionKey, parseKeyring } from './keyring.ts';
 
@@ -9,16 +10,6 @@ const k2 = generateEncryptionKey();
 const onlyK1 = createFieldEncryption(parseKeyring(`k1:${k1}`));
 const k2ThenK1 = createFieldEncryption(parseKeyring(`k2:${k2},k1:${k1}`));
 const aad = 'user_metadata.users:phone:8b0d4c1e-1d1f-4a43-9b7e-0f6f1f7e2c11';
-
-function catchCryptoError(work: () => unknown): CryptoError {
-  try {
-    work();
-  } catch (error) {
-    if (isCryptoError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a CryptoError');
-}
 
 /** Replaces one character in the middle of a segment, keeping it valid canonical base64url. */
 function tamperSegment(ciphertext: string, index: number): string {

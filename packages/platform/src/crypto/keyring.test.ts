@@ -1,18 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { type CryptoError, isCryptoError } from './crypto.errors.ts';
+import type { CryptoError } from './crypto.errors.ts';
+import { catchCryptoError } from './crypto.test-support.ts';
 import { createKeyring, generateEncryptionKey, keyObjectFor, parseKeyring } from './keyring.ts';
-
-function catchCryptoError(work: () => unknown): CryptoError {
-  try {
-    work();
-  } catch (error) {
-    if (isCryptoError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a CryptoError');
-}
 
 /** Everything an error could leak through: message, JSON and inspect output. */
 function renderedError(error: CryptoError): string {

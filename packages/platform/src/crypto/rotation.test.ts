@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CryptoError, isCryptoError } from './crypto.errors.ts';
+import { catchCryptoErrorAsync } from './crypto.test-support.ts';
 import { createFieldEncryption } from './field-encryption.ts';
 import { generateEncryptionKey, parseKeyring } from './keyring.ts';
 import type { RotationDatabase } from './rotation.ts';
@@ -12,16 +12,6 @@ const untouchable = {
   run: () => Promise.reject(new Error('the database must not be reached')),
   transaction: () => Promise.reject(new Error('the database must not be reached')),
 } satisfies RotationDatabase;
-
-async function catchCryptoError(work: () => Promise<unknown>): Promise<CryptoError> {
-  try {
-    await work();
-  } catch (error) {
-    if (isCryptoError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a CryptoError');
-}
 
 function rotationOptions(overrides: Partial<Parameters<typeof rotateEncryptedColumn>[0]> = {}) {
   return {
@@ -63,7 +53,7 @@ describe('rotateEncryptedColumn validation', () => {
     ['column', { column: 'value" = 1; --' }],
     ['column', { column: 'x'.repeat(64) }],
   ])('rejects with crypto.invalid_identifier naming %s before touching the database', async (option, bad) => {
-    const error = await catchCryptoError(() => rotateEncryptedColumn(rotationOptions(bad)));
+    const error = await catchCryptoErrorAsync(() => rotateEncryptedColumn(rotationOptions(bad)));
     expect(error.code).toBe('crypto.invalid_identifier');
     expect(error.extensions).toEqual({ option });
   });
@@ -71,13 +61,13 @@ describe('rotateEncryptedColumn validation', () => {
   it.each([0, -1, 1.5, 10_001, Number.NaN])(
     'rejects with crypto.invalid_input when batchSize is %s',
     async (batchSize) => {
-      const error = await catchCryptoError(() => rotateEncryptedColumn(rotationOptions({ batchSize })));
+      const error = await catchCryptoErrorAsync(() => rotateEncryptedColumn(rotationOptions({ batchSize })));
       expect(error.code).toBe('crypto.invalid_input');
     },
   );
 
   it('rejects with crypto.invalid_identifier when counting with a bad column name', async () => {
-    const error = await catchCryptoError(() =>
+    const error = await catchCryptoErrorAsync(() =>
       countValuesToRotate({ db: untouchable, table: 'crypto_test.secrets', column: 'a b', encryption }),
     );
     expect(error.code).toBe('crypto.invalid_identifier');

@@ -1,5 +1,12 @@
 export { startTcpProxy, type TcpProxy, type TcpProxyFault } from './tcp-proxy.ts';
-export { buildTestApp, type CapturedLogs, captureLogs, type TestApp } from './test-app.ts';
+export {
+  buildTestApp,
+  type CapturedLogs,
+  captureLogs,
+  type TestApp,
+  type TestAppHarness,
+  useTestApp,
+} from './test-app.ts';
 export {
   createTestDatabase,
   prepareTestDatabaseServer,

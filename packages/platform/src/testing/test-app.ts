@@ -1,11 +1,13 @@
 import { Writable } from 'node:stream';
 import { v7 as uuidv7 } from 'uuid';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { loadConfig, type PlatformConfig, PlatformConfigSchema } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { KeelApp } from '../http/index.ts';
 import { type Clock, type IdGenerator, type ServiceModule, systemClock } from '../module/index.ts';
 import { createLogger, createMetrics, type HttpMetrics, type Logger } from '../observability/index.ts';
 import { buildKeelApp } from '../server/index.ts';
+import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 /** Log lines a test app wrote, parsed; lets tests assert on what was (not) logged. */
 export type CapturedLogs = { lines: () => Record<string, unknown>[]; text: () => string };
@@ -72,4 +74,30 @@ export async function buildTestApp(options: {
   });
   await app.ready();
   return { app, config, metrics, logger, logs, close: () => app.close() };
+}
+
+export type TestAppHarness = { testDb: TestDatabase; testApp: TestApp };
+
+/**
+ * Registers Vitest hooks that give the file its own database clone and app,
+ * closed after the file. Properties are set in `beforeAll`.
+ *
+ * @example
+ * const harness = useTestApp({ modules: [userMetadataModule] });
+ * it('…', async () => { await harness.testApp.app.inject({ method: 'GET', url: '/health/live' }); });
+ */
+export function useTestApp(options: {
+  modules: ServiceModule[];
+  env?: Record<string, string>;
+}): TestAppHarness {
+  const harness = {} as TestAppHarness;
+  beforeAll(async () => {
+    harness.testDb = await createTestDatabase(inject('keelTestDatabase'));
+    harness.testApp = await buildTestApp({ database: harness.testDb.database, ...options });
+  });
+  afterAll(async () => {
+    await harness.testApp?.close();
+    await harness.testDb?.drop();
+  });
+  return harness;
 }
