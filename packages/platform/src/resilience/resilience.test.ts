@@ -107,10 +107,7 @@ describe('createResilience retries', () => {
     const { resilience } = buildResilience({ maxAttempts: 5, budgetMs: 20 });
     // Each attempt outlasts the whole budget, so the first failure is final.
     const { work, calls } = failingWork(() => new SerializationError('40001'));
-    const slowWork = async () => {
-      await sleep(50);
-      return work();
-    };
+    const slowWork = slowly(work);
 
     await expect(resilience.execute(slowWork)).rejects.toBeInstanceOf(SerializationError);
 
@@ -120,10 +117,7 @@ describe('createResilience retries', () => {
   it('retries the same slow work up to maxAttempts when the budget allows', async () => {
     const { resilience } = buildResilience({ maxAttempts: 3, budgetMs: 10_000 });
     const { work, calls } = failingWork(() => new SerializationError('40001'));
-    const slowWork = async () => {
-      await sleep(50);
-      return work();
-    };
+    const slowWork = slowly(work);
 
     await expect(resilience.execute(slowWork)).rejects.toBeInstanceOf(SerializationError);
 
@@ -264,3 +258,11 @@ describe('createResilience circuit breaker', () => {
     expect(resilience.retryAfterSeconds()).toBeLessThanOrEqual(60);
   });
 });
+
+/** Wraps work so that every attempt takes 50 ms before it runs. */
+function slowly<T>(work: () => Promise<T>): () => Promise<T> {
+  return async () => {
+    await sleep(50);
+    return work();
+  };
+}
