@@ -1,11 +1,13 @@
 // Writes docs/api/openapi.json from the route schemas of every service, or
 // with --check fails when the committed file is stale.
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, PlatformConfigSchema } from '@keel/platform/config';
 import { createDatabase } from '@keel/platform/db';
 import { systemClock } from '@keel/platform/module';
 import { createLogger, createMetrics } from '@keel/platform/observability';
-import { buildKeelApp } from '@keel/platform/server';
+import { buildKeelApp, openPlatformSecurity } from '@keel/platform/server';
 import { v7 as uuidv7 } from 'uuid';
 import { ALL_MODULES } from '../apps/server/src/services.ts';
 
@@ -16,7 +18,9 @@ const { version } = JSON.parse(
   version: string;
 };
 
-const config = loadConfig(PlatformConfigSchema, {});
+// Throwaway keys: the document does not depend on them.
+const keyDirectory = await mkdtemp(join(tmpdir(), 'keel-openapi-'));
+const config = loadConfig(PlatformConfigSchema, { KEEL_DATA_DIR: keyDirectory });
 const logger = createLogger({ level: 'silent' });
 // The pool connects lazily; generating the document never touches a database.
 const database = createDatabase(
@@ -32,21 +36,22 @@ const database = createDatabase(
   },
   logger,
 );
+const context = { config, database, logger, clock: systemClock, ids: { uuid: uuidv7 } };
+const security = await openPlatformSecurity({ ...context, modules: ALL_MODULES });
 const app = await buildKeelApp({
-  config,
-  database,
-  logger,
+  ...context,
   metrics: createMetrics({ collectProcessMetrics: false }),
   modules: ALL_MODULES,
-  clock: systemClock,
-  ids: { uuid: uuidv7 },
+  security,
   areMigrationsApplied: () => true,
   version,
 });
 await app.ready();
 const document = `${JSON.stringify(app.swagger(), null, 2)}\n`;
 await app.close();
+await security.close();
 await database.close();
+await rm(keyDirectory, { recursive: true, force: true });
 
 if (process.argv.includes('--check')) {
   const committed = await readFile(OUTPUT, 'utf8').catch(() => '');

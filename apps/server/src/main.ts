@@ -4,10 +4,12 @@ import { ConfigError, loadConfig, PlatformConfigSchema, parseList } from '@keel/
 import { startIdempotencyPurge } from '@keel/platform/idempotency';
 import { systemClock } from '@keel/platform/module';
 import { createLogger, createMetrics, startTracing } from '@keel/platform/observability';
-import { openDatabase } from '@keel/platform/server';
+import { openDatabase, openPlatformSecurity } from '@keel/platform/server';
 import closeWithGrace from 'close-with-grace';
 import { v7 as uuidv7 } from 'uuid';
 import { buildApp } from './app.ts';
+import { bootstrapAdmin } from './bootstrap-admin.ts';
+import { startKeyRotation } from './key-rotation.ts';
 import { selectModules } from './services.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -28,8 +30,12 @@ async function main(): Promise<void> {
     for (const module of modules) await module.seedDemoData?.(context);
   }
 
+  const security = await openPlatformSecurity({ ...context, modules });
+  const admin = await bootstrapAdmin({ config, security, isEmbedded: opened.isEmbedded, logger });
+
   const app = await buildApp({
     ...context,
+    security,
     metrics: createMetrics(),
     modules,
     areMigrationsApplied: () => true,
@@ -43,6 +49,7 @@ async function main(): Promise<void> {
     monthsAhead: 3,
     logger,
   });
+  const rotation = startKeyRotation({ database: opened.database, security, config, logger });
   const purge = startIdempotencyPurge(opened.database, {
     retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
     intervalMs: 15 * 60_000,
@@ -57,9 +64,11 @@ async function main(): Promise<void> {
     purge.stop();
     sealer.stop();
     partitions.stop();
+    await rotation.stop();
     await app.close();
     const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
     if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
+    await security.close();
     await opened.close();
     await tracing?.shutdown();
     logger.info('shutdown complete');
@@ -77,6 +86,7 @@ async function main(): Promise<void> {
     `  Metrics  ${base}/metrics`,
     `  Health   ${base}/health/ready`,
     `  Database ${opened.isEmbedded ? 'embedded PostgreSQL' : 'external PostgreSQL'} ${opened.displayUrl}`,
+    ...admin.bannerLines,
   ]);
 }
 

@@ -13,5 +13,21 @@ export const userMetadataModule: ServiceModule = {
   register(app, context) {
     registerUserRoutes(app, createUserMetadataRoot(context).users);
   },
+  roles: {
+    definitions: [
+      {
+        name: 'user-metadata:reader',
+        description: 'Reads user records',
+        permissions: ['user-metadata:read'],
+        requiresMfa: false,
+      },
+      {
+        name: 'user-metadata:writer',
+        description: 'Creates and reads user records',
+        permissions: ['user-metadata:read', 'user-metadata:write'],
+        requiresMfa: false,
+      },
+    ],
+  },
   seedDemoData: seedUserMetadataDemoData,
 };

@@ -34,6 +34,40 @@ export const PlatformConfigSchema = Type.Object({
   IDEMPOTENCY_RETENTION_HOURS: Type.Integer({ minimum: 1, default: 24 }),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'keel' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+
+  // Identity: tokens and sessions.
+  AUTH_ISSUER: Type.String({ minLength: 1, default: 'keel' }),
+  AUTH_AUDIENCE: Type.String({ minLength: 1, default: 'keel-api' }),
+  AUTH_SIGNING_KEYS: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,32}:' })),
+  AUTH_ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 60, maximum: 3600, default: 900 }),
+  AUTH_REFRESH_IDLE_TTL_HOURS: Type.Integer({ minimum: 1, default: 168 }),
+  AUTH_REFRESH_ABSOLUTE_TTL_HOURS: Type.Integer({ minimum: 1, default: 720 }),
+  AUTH_SESSION_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 5000 }),
+  AUTH_MFA_CHALLENGE_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 900, default: 300 }),
+  AUTH_MFA_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 20, default: 5 }),
+  AUTH_PASSWORD_RESET_TTL_MINUTES: Type.Integer({ minimum: 5, maximum: 1440, default: 30 }),
+  AUTH_LOCKOUT_THRESHOLD: Type.Integer({ minimum: 1, default: 5 }),
+  AUTH_LOCKOUT_BASE_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+  AUTH_LOCKOUT_MAX_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  KEEL_BOOTSTRAP_ADMIN_EMAIL: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
+  KEEL_BOOTSTRAP_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 12, maxLength: 128 })),
+
+  // Field encryption.
+  KEEL_ENCRYPTION_KEYS: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]{1,32}:' })),
+  KEEL_BLIND_INDEX_KEY: Type.Optional(Type.String({ minLength: 43 })),
+  KEEL_KEY_ROTATION_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+
+  // Rate limits: a fixed window per caller; auth routes add per-IP and per-account limits.
+  RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
+  RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 60 }),
+  RATE_LIMIT_DEFAULT_MAX: Type.Integer({ minimum: 1, default: 600 }),
+  RATE_LIMIT_AUTH_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
+  RATE_LIMIT_AUTH_PER_IP_MAX: Type.Integer({ minimum: 1, default: 50 }),
+  RATE_LIMIT_AUTH_PER_ACCOUNT_MAX: Type.Integer({ minimum: 1, default: 10 }),
+
+  // Where notifications (password reset, alerts) go; `log` writes them to the log.
+  NOTIFIER: Type.Union([Type.Literal('log')], { default: 'log' }),
 });
 
 export type PlatformConfig = Static<typeof PlatformConfigSchema>;

@@ -9,9 +9,16 @@ export type AccessRule = 'public' | 'authenticated' | `${string}:${string}`;
 
 /** The verified caller. Services check permissions, never role names. */
 export type Principal = {
+  /** The account id for a user, the key id for an API key. */
   id: string;
   kind: 'user' | 'api_key';
   permissions: ReadonlySet<string>;
+  /** Roles granted to the account (none for an API key); for display and audit, never for checks. */
+  roles: readonly string[];
+  /** The session the access token belongs to (users only). */
+  sessionId?: string;
+  /** Whether the session passed a second factor. */
+  isMfaAuthenticated: boolean;
 };
 
 /** Turns request credentials into a principal; `undefined` when none were presented. */

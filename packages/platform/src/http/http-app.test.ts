@@ -96,7 +96,7 @@ async function buildApp(overrides: Partial<HttpAppOptions> = {}): Promise<BuiltA
 }
 
 function principal(id: string, permissions: string[]): Principal {
-  return { id, kind: 'user', permissions: new Set(permissions) };
+  return { id, kind: 'user', permissions: new Set(permissions), roles: [], isMfaAuthenticated: false };
 }
 
 /** Bearer tokens name fixed test principals; no header means no credentials. */

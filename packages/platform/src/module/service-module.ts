@@ -2,6 +2,7 @@ import type { PlatformConfig } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { KeelApp } from '../http/index.ts';
 import type { Logger } from '../observability/index.ts';
+import type { ServiceRoles } from '../rbac/index.ts';
 
 /** Time, injected so tests and services never read the global clock directly. */
 export type Clock = { now: () => Date };
@@ -39,6 +40,8 @@ export type ServiceModule = {
   migrationsDirectory: string;
   /** Builds the service's dependencies (its composition root) and registers its routes. */
   register: (app: KeelApp, context: ServiceContext) => Promise<void> | void;
+  /** The roles the service declares and which one self-registration grants. */
+  roles?: ServiceRoles;
   /** Inserts demo data for `npm start` on the embedded database; must be safe to run twice. */
   seedDemoData?: (context: ServiceContext) => Promise<void>;
 };

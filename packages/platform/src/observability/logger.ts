@@ -26,6 +26,15 @@ export const REDACTED_PATHS = [
     // (`error.code`) and the SQLSTATE on retry lines (`err.code`).
     'secret',
     'apiKey',
+    'access_token',
+    'refresh_token',
+    'new_password',
+    'current_password',
+    'mfa_token',
+    'mfaToken',
+    'recovery_code',
+    'recoveryCode',
+    'api_key',
   ].flatMap((field) => [field, `*.${field}`, `*.*.${field}`]),
 ];
 

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, PlatformConfigSchema } from '../config/index.ts';
 import type { KeelApp } from '../http/index.ts';
@@ -7,12 +10,26 @@ import { createLogger, createMetrics } from '../observability/index.ts';
 import { type CapturedLogs, captureLogs } from '../testing/test-app.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
 import { buildKeelApp, migrationSourcesFor, platformMigrations } from './build-app.ts';
+import { openPlatformSecurity, type PlatformSecurity } from './security.ts';
 
 let testDb: TestDatabase;
+let security: PlatformSecurity;
 const openApps: KeelApp[] = [];
+const config = loadConfig(PlatformConfigSchema, {
+  NODE_ENV: 'test',
+  KEEL_DATA_DIR: mkdtempSync(join(tmpdir(), 'keel-build-app-')),
+});
 
 beforeAll(async () => {
   testDb = await createTestDatabase(inject('keelTestDatabase'));
+  security = await openPlatformSecurity({
+    config,
+    database: testDb.database,
+    logger: createLogger({ level: 'silent' }),
+    clock: systemClock,
+    ids: { uuid: randomUUID },
+    modules: [],
+  });
 });
 
 afterEach(async () => {
@@ -51,7 +68,8 @@ async function buildApp(
   const { stream, logs } = captureLogs();
   const metrics = createMetrics({ collectProcessMetrics: false });
   const app = await buildKeelApp({
-    config: loadConfig(PlatformConfigSchema, { NODE_ENV: 'test' }),
+    config,
+    security,
     database: testDb.database,
     logger: createLogger({ level: 'info', destination: stream }),
     metrics,
@@ -117,7 +135,8 @@ describe('buildKeelApp module mounting', () => {
     });
     const { stream } = captureLogs();
     const building = buildKeelApp({
-      config: loadConfig(PlatformConfigSchema, { NODE_ENV: 'test' }),
+      config,
+      security,
       database: testDb.database,
       logger: createLogger({ level: 'silent', destination: stream }),
       metrics: createMetrics({ collectProcessMetrics: false }),

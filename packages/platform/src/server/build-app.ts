@@ -1,10 +1,14 @@
 import { fileURLToPath } from 'node:url';
+import { registerAdminRoutes } from '../auth/admin.routes.ts';
+import { registerAuthRoutes } from '../auth/auth.routes.ts';
 import { type PlatformConfig, parseList } from '../config/index.ts';
 import type { Database, MigrationSource } from '../db/index.ts';
 import { createHttpApp, type KeelApp, registerPlatformRoutes } from '../http/index.ts';
 import { installIdempotency } from '../idempotency/index.ts';
 import type { Clock, IdGenerator, ServiceContext, ServiceModule } from '../module/index.ts';
 import type { HttpMetrics, Logger } from '../observability/index.ts';
+import { installRateLimiting, rateLimitSettingsFrom } from '../ratelimit/index.ts';
+import type { PlatformSecurity } from './security.ts';
 
 export const platformMigrations: MigrationSource = {
   service: 'platform',
@@ -31,6 +35,7 @@ export type KeelAppDependencies = {
   modules: ServiceModule[];
   clock: Clock;
   ids: IdGenerator;
+  security: PlatformSecurity;
   /** Whether migrations finished; readiness reports it. */
   areMigrationsApplied: () => boolean;
   version: string;
@@ -50,6 +55,7 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
     corsOrigins: parseList(config.CORS_ORIGINS),
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     tracing: config.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined,
+    authenticate: deps.security.identity.authenticate,
     openapi: {
       title: 'Keel API',
       version: deps.version,
@@ -58,6 +64,11 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
     },
   });
   database.registerMetrics(metrics.registry);
+  // Before any route: the limiter attaches itself to routes as they are added.
+  const limiters = await installRateLimiting(app, {
+    settings: rateLimitSettingsFrom(config),
+    ...(deps.security.redis ? { redis: deps.security.redis } : {}),
+  });
   installIdempotency(app, { database, lockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS, logger });
   registerPlatformRoutes(app, {
     metrics,
@@ -78,6 +89,9 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
       },
     },
   });
+
+  registerAuthRoutes(app, { identity: deps.security.identity, limiters });
+  registerAdminRoutes(app, { identity: deps.security.identity, database });
 
   const context: ServiceContext = { config, database, logger, clock: deps.clock, ids: deps.ids };
   for (const module of deps.modules) {

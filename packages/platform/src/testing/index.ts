@@ -1,3 +1,11 @@
+export {
+  createTestAccount,
+  createTestApiKey,
+  type SignedIn,
+  signIn,
+  TEST_PASSWORD,
+  type TestAccount,
+} from './auth-helpers.ts';
 export { startTcpProxy, type TcpProxy, type TcpProxyFault } from './tcp-proxy.ts';
 export {
   buildTestApp,

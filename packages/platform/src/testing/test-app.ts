@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, inject } from 'vitest';
@@ -5,8 +8,9 @@ import { loadConfig, type PlatformConfig, PlatformConfigSchema } from '../config
 import type { Database } from '../db/index.ts';
 import type { KeelApp } from '../http/index.ts';
 import { type Clock, type IdGenerator, type ServiceModule, systemClock } from '../module/index.ts';
+import { createRecordingNotifier, type Notification } from '../notifier/index.ts';
 import { createLogger, createMetrics, type HttpMetrics, type Logger } from '../observability/index.ts';
-import { buildKeelApp } from '../server/index.ts';
+import { buildKeelApp, openPlatformSecurity, type PlatformSecurity } from '../server/index.ts';
 import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 /** Log lines a test app wrote, parsed; lets tests assert on what was (not) logged. */
@@ -18,8 +22,19 @@ export type TestApp = {
   metrics: HttpMetrics;
   logger: Logger;
   logs: CapturedLogs;
+  security: PlatformSecurity;
+  /** What the app sent through its notifier (password reset tokens, …). */
+  notifications: Notification[];
   close: () => Promise<void>;
 };
+
+// Generated signing and encryption keys for tests live here, not in the
+// developer's .keel/, and are shared by every test app of the process.
+let testDataDirectory: string | undefined;
+function testKeyDirectory(): string {
+  testDataDirectory ??= mkdtempSync(join(tmpdir(), 'keel-test-keys-'));
+  return testDataDirectory;
+}
 
 export function captureLogs(): { stream: Writable; logs: CapturedLogs } {
   const chunks: string[] = [];
@@ -57,23 +72,53 @@ export async function buildTestApp(options: {
   clock?: Clock;
   ids?: IdGenerator;
 }): Promise<TestApp> {
-  const config = loadConfig(PlatformConfigSchema, { NODE_ENV: 'test', LOG_LEVEL: 'info', ...options.env });
+  const config = loadConfig(PlatformConfigSchema, {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    KEEL_DATA_DIR: testKeyDirectory(),
+    ...options.env,
+  });
   const { stream, logs } = captureLogs();
   const logger = createLogger({ level: config.LOG_LEVEL, destination: stream });
   const metrics = createMetrics({ collectProcessMetrics: false });
+  const clock = options.clock ?? systemClock;
+  const ids = options.ids ?? { uuid: uuidv7 };
+  const notifier = createRecordingNotifier();
+  const security = await openPlatformSecurity({
+    config,
+    database: options.database,
+    logger,
+    clock,
+    ids,
+    modules: options.modules,
+    notifier,
+  });
   const app = await buildKeelApp({
     config,
     database: options.database,
     logger,
     metrics,
     modules: options.modules,
-    clock: options.clock ?? systemClock,
-    ids: options.ids ?? { uuid: uuidv7 },
+    clock,
+    ids,
+    security,
     areMigrationsApplied: () => true,
     version: '0.0.0-test',
   });
   await app.ready();
-  return { app, config, metrics, logger, logs, close: () => app.close() };
+  return {
+    app,
+    config,
+    metrics,
+    logger,
+    logs,
+    security,
+    notifications: notifier.sent,
+    close: async () => {
+      await app.close();
+      await security.close();
+    },
+  };
 }
 
 export type TestAppHarness = { testDb: TestDatabase; testApp: TestApp };
@@ -89,6 +134,8 @@ export type TestAppHarness = { testDb: TestDatabase; testApp: TestApp };
 export function useTestApp(options: {
   modules: ServiceModule[];
   env?: Record<string, string>;
+  clock?: Clock;
+  ids?: IdGenerator;
 }): TestAppHarness {
   const harness = {} as TestAppHarness;
   beforeAll(async () => {

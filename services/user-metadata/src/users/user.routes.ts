@@ -27,11 +27,12 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
   app.post(
     '/user',
     {
-      config: { access: 'public', idempotency: { required: false } },
+      config: { access: 'user-metadata:write', idempotency: { required: false } },
       schema: {
         operationId: 'createUser',
         tags: ['users'],
         summary: 'Create a user',
+        security: [{ bearerAuth: [] }],
         description:
           'Assigns `user_id` and `created_at`. Send an `Idempotency-Key` to make retries safe; without one, ' +
           "a second user with the same email is refused with `users.email_taken` and the existing user's location.",
@@ -46,7 +47,7 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
         body: CreateUserBody,
         response: {
           201: { ...UserResponse, description: 'The created user' },
-          ...problemResponses(400, 409, 413, 415, 422),
+          ...problemResponses(400, 401, 403, 409, 413, 415, 422, 429),
         },
       },
     },
@@ -63,13 +64,17 @@ export function registerUserRoutes(app: KeelApp, users: UserService): void {
   app.get(
     '/user/:id',
     {
-      config: { access: 'public' },
+      config: { access: 'user-metadata:read' },
       schema: {
         operationId: 'getUser',
         tags: ['users'],
         summary: 'Fetch a user by id',
+        security: [{ bearerAuth: [] }],
         params: UserIdParams,
-        response: { 200: { ...UserResponse, description: 'The user' }, ...problemResponses(400, 404) },
+        response: {
+          200: { ...UserResponse, description: 'The user' },
+          ...problemResponses(400, 401, 403, 404, 429),
+        },
       },
     },
     async (request) => toUserResponse(await users.getUser(request.params.id)),

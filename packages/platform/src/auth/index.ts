@@ -1,0 +1,13 @@
+export { PLATFORM_ADMIN_ROLE } from './accounts/account.service.ts';
+export { type AccountSummary, mfaSecretColumn } from './accounts/account.ts';
+export { API_KEY_PREFIX } from './api-keys/api-key.service.ts';
+export type { AuthErrorCode } from './auth.errors.ts';
+export { createAuthenticator } from './authenticator.ts';
+export { assertOwnership, type BolaOutcome, isOwner } from './bola.ts';
+export type { IdentitySettings, RequestOrigin } from './identity.context.ts';
+export { createIdentity, type Identity, originOf, PLATFORM_ROLES } from './identity.ts';
+export * from './mfa/index.ts';
+export * from './passwords/index.ts';
+export type { SessionState } from './sessions/session.repository.ts';
+export type { LoginResult, SessionTokens } from './sessions/session.service.ts';
+export * from './tokens/index.ts';

@@ -1,0 +1,6 @@
+export {
+  createLogNotifier,
+  createRecordingNotifier,
+  type Notification,
+  type Notifier,
+} from './notifier.ts';

@@ -1,0 +1,8 @@
+export {
+  createRoleRegistry,
+  type Permission,
+  type RoleDefinition,
+  RoleDefinitionError,
+  type RoleRegistry,
+  type ServiceRoles,
+} from './rbac.ts';
