@@ -6,6 +6,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchCredentials, loadBenchAdmin } from './credentials.ts';
 import { measureLoad, warmUp } from './load.ts';
 import { formatSummary, summariseProfile } from './profile-summary.ts';
 import {
@@ -18,7 +19,7 @@ import {
   type ScenarioRow,
   writeScenarioReport,
 } from './report.ts';
-import { type Scenario, scenarios } from './scenarios.ts';
+import { type Scenario, type ScenarioContext, scenarios } from './scenarios.ts';
 import { type ServerProcess, ServerStartError, startServerProcess } from './server-process.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -108,22 +109,39 @@ function gitCommit(): string {
   }
 }
 
+// Its own data dir so the embedded Postgres never collides with a dev server's; the
+// bench admin's credentials live beside the database they belong to.
+const DATA_DIR = path.join(ROOT, '.keel', process.env.DATABASE_URL ? 'bench-external' : 'bench');
+const ADMIN_FILE = path.join(DATA_DIR, 'bench-admin.json');
+// Far above any load a run generates: the limiter stays in the request path (its cost is measured) but never trips.
+const LIFTED_LIMIT = '1000000000';
+
 function keelEnvironment(): NodeJS.ProcessEnv {
+  const admin = loadBenchAdmin(ADMIN_FILE);
   return {
     ...process.env,
     LOG_LEVEL: 'warn',
     KEEL_DEMO_DATA: 'false',
-    // Its own data dir so the embedded Postgres never collides with a dev server's.
-    KEEL_DATA_DIR: path.join(ROOT, '.keel', 'bench'),
+    KEEL_DATA_DIR: DATA_DIR,
+    KEEL_BOOTSTRAP_ADMIN_EMAIL: admin.email,
+    KEEL_BOOTSTRAP_ADMIN_PASSWORD: admin.password,
+    RATE_LIMIT_DEFAULT_MAX: LIFTED_LIMIT,
+    RATE_LIMIT_AUTH_PER_IP_MAX: LIFTED_LIMIT,
+    RATE_LIMIT_AUTH_PER_ACCOUNT_MAX: LIFTED_LIMIT,
   };
 }
 
-async function startKeel(isProfiled: boolean): Promise<ServerProcess> {
+const SERVER_ENTRY = {
+  keel: path.join(ROOT, 'apps/server/src/main.ts'),
+  'keel-unauthenticated': path.join(import.meta.dirname, 'unauthenticated-server.ts'),
+} as const;
+
+async function startKeel(isProfiled: boolean, server: keyof typeof SERVER_ENTRY): Promise<ServerProcess> {
   if (isProfiled) await mkdir(PROFILE_DIR, { recursive: true });
   const profileArgs = isProfiled ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
   return startServerProcess({
-    name: 'keel server',
-    nodeArgs: [...profileArgs, path.join(ROOT, 'apps/server/src/main.ts')],
+    name: server === 'keel' ? 'keel server' : 'keel server (user-metadata unauthenticated)',
+    nodeArgs: [...profileArgs, SERVER_ENTRY[server]],
     env: keelEnvironment(),
     readyPath: '/health/ready',
     readyTimeoutMs: READY_TIMEOUT_MS,
@@ -224,13 +242,17 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   for (const scenario of options.scenarios) {
     progress(`${scenario.name}: starting keel server${options.isProfiled ? ' under --cpu-prof' : ''}`);
-    const server = await startKeel(options.isProfiled);
+    const server = await startKeel(options.isProfiled, scenario.server ?? 'keel');
     const rows: ScenarioRow[] = [];
     let observations: Record<string, number> = {};
     let logLinesDuringRun = 0;
     try {
       progress(`${scenario.name}: preparing`);
-      const prepared = await scenario.prepare(server.baseUrl);
+      const context: ScenarioContext = {
+        credentials: () => benchCredentials(server.baseUrl, ADMIN_FILE),
+        adminFile: ADMIN_FILE,
+      };
+      const prepared = await scenario.prepare(server.baseUrl, context);
       for (const connections of options.connections) {
         const measurement = await measure(server, options, connections, prepared.requests);
         const exit = server.exitStatus();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
+import { type BenchCredentials, benchUser } from './credentials.ts';
 
 export type PreparedScenario = {
   /** The request generator handed to autocannon; called once per request. */
@@ -8,11 +9,22 @@ export type PreparedScenario = {
   observations: () => Record<string, number>;
 };
 
+export type ScenarioContext = {
+  /** A service API key (user-metadata read+write), created once per run through the admin API. */
+  credentials: () => Promise<BenchCredentials>;
+  adminFile: string;
+};
+
 export type Scenario = {
   name: string;
   description: string;
+  /**
+   * Which server: Keel as shipped, or `keel-unauthenticated` (bench/unauthenticated-server.ts), the same
+   * app with user-metadata's routes made public, to measure what authentication costs.
+   */
+  server?: 'keel' | 'keel-unauthenticated';
   /** Seeds what the scenario needs through the public API and returns its request generator. */
-  prepare: (baseUrl: string) => Promise<PreparedScenario>;
+  prepare: (baseUrl: string, context: ScenarioContext) => Promise<PreparedScenario>;
 };
 
 const SEEDED_USERS = 1000;
@@ -37,9 +49,10 @@ function newUserBody(prefix: string, sequence: number): string {
 const userMetadataCreate: Scenario = {
   name: 'user-metadata-create',
   description:
-    'POST /user with a unique email and a unique Idempotency-Key on every request: claims the key, then ' +
-    'inserts the user and completes the key in one transaction.',
-  async prepare() {
+    'POST /user with a service API key, a unique email and a unique Idempotency-Key on every request: claims ' +
+    'the key, then inserts the user and completes the key in one transaction.',
+  async prepare(_baseUrl, context) {
+    const { serviceKey } = await context.credentials();
     const prefix = runPrefix();
     let sequence = 0;
     let replays = 0;
@@ -54,7 +67,11 @@ const userMetadataCreate: Scenario = {
               ...request,
               method: 'POST',
               path: '/user',
-              headers: { ...JSON_HEADERS, 'idempotency-key': `bench-${prefix}-${sequence}` },
+              headers: {
+                ...JSON_HEADERS,
+                authorization: serviceKey,
+                'idempotency-key': `bench-${prefix}-${sequence}`,
+              },
               body: newUserBody(prefix, sequence),
             };
           },
@@ -74,32 +91,134 @@ const userMetadataCreate: Scenario = {
   },
 };
 
+function userMetadataGetRequests(ids: string[], authorization: string | undefined): autocannon.Request[] {
+  const headers = authorization
+    ? { accept: 'application/json', authorization }
+    : { accept: 'application/json' };
+  return [
+    {
+      method: 'GET',
+      path: `/user/${ids[0]}`,
+      setupRequest: (request) => ({
+        ...request,
+        method: 'GET',
+        path: `/user/${ids[Math.floor(Math.random() * ids.length)]}`,
+        headers,
+      }),
+    },
+  ];
+}
+
 const userMetadataGet: Scenario = {
   name: 'user-metadata-get',
-  description: `Seeds ${SEEDED_USERS} users through POST /user, then GET /user/{id} over ids chosen uniformly at random.`,
-  async prepare(baseUrl) {
-    const ids = await seedUsers(baseUrl, SEEDED_USERS);
+  description:
+    `Seeds ${SEEDED_USERS} users through POST /user, then GET /user/{id} over ids chosen uniformly at random, ` +
+    'as a signed-in user with user-metadata:reader (EdDSA access token + session check on every request).',
+  async prepare(baseUrl, context) {
+    const { serviceKey } = await context.credentials();
+    const ids = await seedUsers(baseUrl, SEEDED_USERS, serviceKey);
+    const reader = { email: `bench-reader-${runPrefix()}@example.com`, password: BENCH_PASSWORD };
+    await benchUser(baseUrl, context.adminFile, { ...reader, roles: ['user-metadata:reader'] });
+    const token = await loginAccessToken(baseUrl, reader);
     return {
-      requests: [
-        {
-          method: 'GET',
-          path: `/user/${ids[0]}`,
-          setupRequest: (request) => ({
-            ...request,
-            method: 'GET',
-            path: `/user/${ids[Math.floor(Math.random() * ids.length)]}`,
-            headers: { accept: 'application/json' },
-          }),
-        },
-      ],
+      requests: userMetadataGetRequests(ids, `Bearer ${token}`),
       observations: () => ({ seededUsers: ids.length }),
     };
   },
 };
 
-export const scenarios: readonly Scenario[] = [userMetadataCreate, userMetadataGet];
+const userMetadataGetUnauthenticated: Scenario = {
+  name: 'user-metadata-get-unauthenticated',
+  description:
+    'user-metadata-get against the same app with its routes made public (bench/unauthenticated-server.ts): ' +
+    'the baseline that shows what authentication costs.',
+  server: 'keel-unauthenticated',
+  async prepare(baseUrl) {
+    const ids = await seedUsers(baseUrl, SEEDED_USERS, undefined);
+    return {
+      requests: userMetadataGetRequests(ids, undefined),
+      observations: () => ({ seededUsers: ids.length }),
+    };
+  },
+};
 
-async function seedUsers(baseUrl: string, count: number): Promise<string[]> {
+const LOGIN_ACCOUNTS = 50;
+
+const authLogin: Scenario = {
+  name: 'auth-login',
+  description:
+    `Registers ${LOGIN_ACCOUNTS} accounts, then POST /auth/login over them in turn: one argon2id verification ` +
+    '(m=19 MiB, t=2), a session, a refresh token and an audit event per request. Limits are lifted.',
+  async prepare(baseUrl) {
+    const prefix = runPrefix();
+    const accounts = Array.from({ length: LOGIN_ACCOUNTS }, (_, index) => ({
+      email: `bench-login-${prefix}-${index}@example.com`,
+      password: BENCH_PASSWORD,
+    }));
+    for (const account of accounts) {
+      const response = await fetch(`${baseUrl}/auth/register`, {
+        method: 'POST',
+        headers: JSON_HEADERS,
+        body: JSON.stringify(account),
+      });
+      if (response.status !== 201) throw new Error(`registering ${account.email} failed: ${response.status}`);
+    }
+    let sequence = 0;
+    let failures = 0;
+    return {
+      requests: [
+        {
+          method: 'POST',
+          path: '/auth/login',
+          setupRequest: (request) => {
+            sequence += 1;
+            return {
+              ...request,
+              method: 'POST',
+              path: '/auth/login',
+              headers: JSON_HEADERS,
+              body: JSON.stringify(accounts[sequence % accounts.length]),
+            };
+          },
+          onResponse: (status) => {
+            if (status !== 200) failures += 1;
+          },
+        },
+      ],
+      observations: () => ({ accounts: accounts.length, loginFailures: failures }),
+    };
+  },
+};
+
+const BENCH_PASSWORD = 'bench password that is long enough';
+
+async function loginAccessToken(
+  baseUrl: string,
+  account: { email: string; password: string },
+): Promise<string> {
+  const response = await fetch(`${baseUrl}/auth/login`, {
+    method: 'POST',
+    headers: JSON_HEADERS,
+    body: JSON.stringify(account),
+  });
+  const body = (await response.json()) as { access_token?: string };
+  if (response.status !== 200 || body.access_token === undefined)
+    throw new Error(`login failed: ${response.status}`);
+  return body.access_token;
+}
+
+export const scenarios: readonly Scenario[] = [
+  userMetadataCreate,
+  userMetadataGet,
+  userMetadataGetUnauthenticated,
+  authLogin,
+];
+
+async function seedUsers(
+  baseUrl: string,
+  count: number,
+  authorization: string | undefined,
+): Promise<string[]> {
   const prefix = runPrefix();
   const ids: string[] = [];
   let next = 0;
@@ -109,7 +228,7 @@ async function seedUsers(baseUrl: string, count: number): Promise<string[]> {
       const sequence = next;
       const response = await fetch(`${baseUrl}/user`, {
         method: 'POST',
-        headers: JSON_HEADERS,
+        headers: authorization ? { ...JSON_HEADERS, authorization } : JSON_HEADERS,
         body: newUserBody(`seed-${prefix}`, sequence),
       });
       const body = (await response.json()) as { user_id?: string; code?: string };
