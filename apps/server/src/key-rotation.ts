@@ -1,9 +1,16 @@
 import { mfaSecretColumn } from '@keel/platform/auth';
 import type { PlatformConfig } from '@keel/platform/config';
-import { type EncryptionRotationTask, startEncryptionKeyRotation } from '@keel/platform/crypto';
+import {
+  type EncryptedColumnSpec,
+  type EncryptionRotationTask,
+  startEncryptionKeyRotation,
+} from '@keel/platform/crypto';
 import type { Database } from '@keel/platform/db';
 import type { Logger } from '@keel/platform/observability';
 import type { PlatformSecurity } from '@keel/platform/server';
+
+/** Every encrypted column of the server; services' columns join this list as they arrive. */
+export const ENCRYPTED_COLUMNS: readonly EncryptedColumnSpec[] = [mfaSecretColumn];
 
 /**
  * Re-wraps encrypted columns under the active key in the background: after a
@@ -19,7 +26,7 @@ export function startKeyRotation(options: {
   return startEncryptionKeyRotation({
     database: options.database,
     encryption: options.security.fieldCrypto.encryption,
-    columns: [mfaSecretColumn],
+    columns: ENCRYPTED_COLUMNS,
     batchSize: options.config.KEEL_KEY_ROTATION_BATCH_SIZE,
     intervalMs: 10 * 60_000,
     logger: options.logger.child({ component: 'key-rotation' }),

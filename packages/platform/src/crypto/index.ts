@@ -7,6 +7,12 @@ export {
 } from './blind-index.ts';
 export { CryptoError, type CryptoErrorCode, isCryptoError } from './crypto.errors.ts';
 export {
+  type FieldCrypto,
+  GENERATED_KEYS_FILE,
+  type LoadFieldCryptoOptions,
+  loadFieldCrypto,
+} from './crypto-config.ts';
+export {
   ciphertextPrefix,
   createFieldEncryption,
   type FieldEncryption,
@@ -30,3 +36,11 @@ export {
   type RotationResult,
   rotateEncryptedColumn,
 } from './rotation.ts';
+export {
+  type ColumnRotationReport,
+  type EncryptedColumnSpec,
+  type EncryptionRotationSettings,
+  type EncryptionRotationTask,
+  type RotationPassReport,
+  startEncryptionKeyRotation,
+} from './rotation-task.ts';
