@@ -1,4 +1,5 @@
 import { createTestAccount, signIn, TEST_PASSWORD, useTestApp } from '@keel/platform/testing';
+import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { ALL_MODULES } from '../src/services.ts';
 
@@ -12,8 +13,7 @@ const harness = useTestApp({
   env: { RATE_LIMIT_ENABLED: 'false', AUTH_SESSION_CACHE_TTL_MS: '2000' },
 });
 
-const inject = (options: Parameters<typeof harness.testApp.app.inject>[0]) =>
-  harness.testApp.app.inject(options);
+const inject = (options: InjectOptions) => harness.testApp.app.inject(options);
 
 function login(email: string, password: string) {
   return inject({ method: 'POST', url: '/auth/login', payload: { email, password } });

@@ -336,10 +336,13 @@ export function createSessionService(deps: IdentityDependencies) {
           const reusedSessionId = await findRefreshTokenSession(trx, hash);
           if (reusedSessionId === undefined) return { kind: 'invalid' } as const;
           const session = await lockSession(trx, reusedSessionId);
+          // A used token of a session that already ended (logout, disable, an earlier reuse) is
+          // just stale: a client retrying after its session ended is no theft to report.
+          if (session === undefined || session.revokedAt !== null) return { kind: 'invalid' } as const;
           const wasLive = await revokeSession(trx, reusedSessionId, 'refresh_token_reuse', now);
           await auditAuthEvent(trx, origin, {
             actorType: 'user',
-            actorId: session?.accountId ?? null,
+            actorId: session.accountId,
             action: 'auth.refresh_token_reused',
             resourceType: 'session',
             resourceId: reusedSessionId,
