@@ -110,7 +110,9 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/register',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('register'), limiters.perAccount('register', emailOf)],
+      // Per IP before the body is read; per account once it is parsed.
+      onRequest: [limiters.perIp('register')],
+      preValidation: [limiters.perAccount('register', emailOf)],
       schema: {
         operationId: 'register',
         tags: TAGS,
@@ -134,7 +136,8 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/login',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('login'), limiters.perAccount('login', emailOf)],
+      onRequest: [limiters.perIp('login')],
+      preValidation: [limiters.perAccount('login', emailOf)],
       schema: {
         operationId: 'login',
         tags: TAGS,
@@ -164,7 +167,8 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/mfa/verify',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('mfa'), limiters.perAccount('mfa', mfaTokenOf)],
+      onRequest: [limiters.perIp('mfa')],
+      preValidation: [limiters.perAccount('mfa', mfaTokenOf)],
       schema: {
         operationId: 'verifyMfa',
         tags: TAGS,
@@ -189,7 +193,8 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/mfa/challenge/enroll',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('mfa'), limiters.perAccount('mfa', mfaTokenOf)],
+      onRequest: [limiters.perIp('mfa')],
+      preValidation: [limiters.perAccount('mfa', mfaTokenOf)],
       schema: {
         operationId: 'enrollMfaWithChallenge',
         tags: TAGS,
@@ -237,7 +242,7 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/mfa/confirm',
     {
       config: { access: 'authenticated' },
-      preHandler: [limiters.perAccount('mfa-confirm', (request) => request.principal?.id)],
+      onRequest: [limiters.perAccount('mfa-confirm', (request) => request.principal?.id)],
       schema: {
         operationId: 'confirmMfa',
         tags: TAGS,
@@ -257,7 +262,7 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/token/refresh',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('refresh')],
+      onRequest: [limiters.perIp('refresh')],
       schema: {
         operationId: 'refreshToken',
         tags: TAGS,
@@ -351,7 +356,7 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/password/change',
     {
       config: { access: 'authenticated' },
-      preHandler: [limiters.perAccount('password-change', (request) => request.principal?.id)],
+      onRequest: [limiters.perAccount('password-change', (request) => request.principal?.id)],
       schema: {
         operationId: 'changePassword',
         tags: TAGS,
@@ -375,7 +380,8 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/password/reset-request',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('password-reset'), limiters.perAccount('password-reset', emailOf)],
+      onRequest: [limiters.perIp('password-reset')],
+      preValidation: [limiters.perAccount('password-reset', emailOf)],
       schema: {
         operationId: 'requestPasswordReset',
         tags: TAGS,
@@ -397,7 +403,7 @@ export function registerAuthRoutes(app: KeelApp, deps: { identity: Identity; lim
     '/auth/password/reset',
     {
       config: { access: 'public' },
-      preHandler: [limiters.perIp('password-reset')],
+      onRequest: [limiters.perIp('password-reset')],
       schema: {
         operationId: 'resetPassword',
         tags: TAGS,

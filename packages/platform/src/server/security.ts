@@ -12,7 +12,7 @@ import type { Clock, IdGenerator, ServiceModule } from '../module/index.ts';
 import { createLogNotifier, type Notifier } from '../notifier/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { createRoleRegistry, type RoleRegistry } from '../rbac/index.ts';
-import { closeRedisClient, createRedisClient, type RedisClient } from '../redis/index.ts';
+import { closeRedisClient, createRedisClient, type RedisClient, waitForRedisReady } from '../redis/index.ts';
 
 /** Everything security-related a Keel process holds: identity, keys, the shared Redis. */
 export type PlatformSecurity = {

@@ -45,8 +45,8 @@ type LoginBody =
 /**
  * Signs in over HTTP the way a client would, completing MFA when asked: it
  * enrols with the login challenge (returning the secret) or answers with a
- * code from `totpSecret`. TOTP codes are taken at `at` (default now) so that
- * two sign-ins of one account in the same 30 s can use different steps.
+ * code from `totpSecret`. TOTP codes are taken at `at` (default: the app's
+ * clock) so that two sign-ins of one account in the same 30 s can use different steps.
  */
 export async function signIn(
   testApp: TestApp,
@@ -74,8 +74,8 @@ export async function signIn(
     secret = enrolment.json<{ secret: string }>().secret;
   }
   if (secret === undefined) throw new Error('the account has MFA: pass totpSecret');
-  const totp = createTotp({ clock: { now: () => options.at ?? new Date() } });
-  const code = await totp.generate(secret, options.at ?? new Date());
+  const at = options.at ?? testApp.clock.now();
+  const code = await createTotp({ clock: { now: () => at } }).generate(secret, at);
   const verified = await app.inject({
     method: 'POST',
     url: '/auth/mfa/verify',

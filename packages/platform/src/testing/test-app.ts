@@ -23,6 +23,8 @@ export type TestApp = {
   logger: Logger;
   logs: CapturedLogs;
   security: PlatformSecurity;
+  /** The clock the app runs on (tests that move time move this one). */
+  clock: Clock;
   /** What the app sent through its notifier (password reset tokens, …). */
   notifications: Notification[];
   close: () => Promise<void>;
@@ -113,6 +115,7 @@ export async function buildTestApp(options: {
     logger,
     logs,
     security,
+    clock,
     notifications: notifier.sent,
     close: async () => {
       await app.close();

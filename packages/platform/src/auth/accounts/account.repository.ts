@@ -456,13 +456,17 @@ export async function findLiveMfaChallenge(
     : undefined;
 }
 
-/** Counts a wrong code; once `maxAttempts` is reached the challenge is spent. Returns the new count. */
+/**
+ * Counts a wrong code; once `maxAttempts` is reached the challenge is spent.
+ * Returns the new count, or undefined when the challenge was already spent
+ * (a concurrent request consumed it).
+ */
 export async function recordMfaChallengeFailure(
   db: IdentityDb,
   hash: Buffer,
   now: Date,
   maxAttempts: number,
-): Promise<number> {
+): Promise<number | undefined> {
   const row = await db
     .updateTable('platform.mfa_challenges')
     .set((eb) => ({
@@ -473,7 +477,7 @@ export async function recordMfaChallengeFailure(
     .where('consumed_at', 'is', null)
     .returning('failed_attempts')
     .executeTakeFirst();
-  return row?.failed_attempts ?? maxAttempts;
+  return row?.failed_attempts;
 }
 
 export async function consumeMfaChallenge(db: IdentityDb, hash: Buffer, now: Date): Promise<boolean> {

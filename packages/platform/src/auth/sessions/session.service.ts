@@ -313,11 +313,12 @@ export function createSessionService(deps: IdentityDependencies) {
           resourceType: 'account',
           resourceId: outcome.accountId,
           outcome: 'failure',
-          changes: { failedAttempts: count },
+          changes: { failedAttempts: count ?? null },
           occurredAt: clock.now(),
         });
         return count;
       });
+      if (attempts === undefined) throw invalidMfaChallenge();
       if (attempts >= settings.mfaMaxAttempts) throw mfaAttemptsExceeded();
       throw invalidMfaCode();
     },

@@ -1,0 +1,7 @@
+export {
+  closeRedisClient,
+  createRedisClient,
+  type RedisClient,
+  type RedisClientOptions,
+  waitForRedisReady,
+} from './redis.ts';
