@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { buildTestApp, createTestAccount, signIn, type TestApp, useTestApp } from '@keel/platform/testing';
+import {
+  buildTestApp,
+  createTestAccount,
+  createTestApiKey,
+  signIn,
+  type TestApp,
+  useTestApp,
+} from '@keel/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_MODULES } from '../src/services.ts';
 
@@ -144,6 +151,39 @@ describe('in-memory limits (no REDIS_URL)', () => {
       });
       expect(probe.statusCode).toBe(200);
     }
+  });
+  it('counts refused callers too: bad credentials cannot be sprayed without limit', async () => {
+    const address = randomAddress();
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 9; attempt += 1) {
+      const response = await harness.testApp.app.inject({
+        method: 'GET',
+        url: `/user/${randomUUID()}`,
+        remoteAddress: address,
+        headers: { authorization: `Bearer keel_${randomUUID().replaceAll('-', '')}_${'A'.repeat(43)}` },
+      });
+      statuses.push(response.statusCode);
+      if (attempt === 8) expectRateLimited(response);
+    }
+    expect(statuses.slice(0, 8).every((status) => status === 401)).toBe(true);
+  });
+
+  it('does not mark an API key used when its secret is wrong', async () => {
+    const key = await createTestApiKey(harness.testApp, ['user-metadata:read']);
+    const [, idHex = ''] = /keel_([0-9a-f]{32})_/.exec(key) ?? [];
+    const tampered = `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`;
+    const response = await harness.testApp.app.inject({
+      method: 'GET',
+      url: `/user/${randomUUID()}`,
+      remoteAddress: randomAddress(),
+      headers: { authorization: tampered },
+    });
+    expect(response.statusCode).toBe(401);
+    const row = await harness.testDb.database.pool.query(
+      'select last_used_at from platform.api_keys where replace(id::text, $2, $3) = $1',
+      [idHex, '-', ''],
+    );
+    expect(row.rows).toEqual([{ last_used_at: null }]);
   });
 });
 

@@ -4,6 +4,19 @@ import { expect } from 'vitest';
 
 export type UserInput = { name: string; email: string; phone: string };
 
+/** What a service calling user-metadata is given: everything the routes need. */
+export const USER_METADATA_PERMISSIONS = ['user-metadata:read', 'user-metadata:write'];
+
+/**
+ * The id of the API key in an `Authorization: Bearer keel_<id, 32 hex>_<secret>`
+ * value: the principal id, hence the caller's idempotency scope.
+ */
+export function apiKeyIdOf(authorization: string): string {
+  const hex = /^Bearer keel_([0-9a-f]{32})_/.exec(authorization)?.[1];
+  if (hex === undefined) throw new Error('not an API key Authorization value');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 /** An email no other test uses, so tests never depend on each other's rows. */
 export function uniqueEmail(): string {
   return `user-${randomUUID()}@example.com`;

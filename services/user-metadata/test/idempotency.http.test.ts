@@ -1,19 +1,36 @@
 import { randomUUID } from 'node:crypto';
 import { hashRequest, startIdempotencyPurge } from '@keel/platform/idempotency';
 import { createLogger } from '@keel/platform/observability';
-import { useTestApp } from '@keel/platform/testing';
-import { describe, expect, it } from 'vitest';
+import { createTestApiKey, useTestApp } from '@keel/platform/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
-import { buildIdempotencyKey, buildUserInput, expectProblem, type UserInput } from './factories.ts';
+import {
+  apiKeyIdOf,
+  buildIdempotencyKey,
+  buildUserInput,
+  expectProblem,
+  USER_METADATA_PERMISSIONS,
+  type UserInput,
+} from './factories.ts';
 
-const harness = useTestApp({ modules: [userMetadataModule] });
+// Rate limits off: one test races 50 requests.
+const harness = useTestApp({ modules: [userMetadataModule], env: { RATE_LIMIT_ENABLED: 'false' } });
 
-function createUser(payload: unknown, key: string | undefined) {
+// Keys are scoped per caller: the API key's id is this file's scope.
+let authorization: string;
+let scope: string;
+beforeAll(async () => {
+  authorization = await createTestApiKey(harness.testApp, USER_METADATA_PERMISSIONS);
+  scope = apiKeyIdOf(authorization);
+});
+
+function createUser(payload: unknown, key: string | undefined, caller: string = authorization) {
   return harness.testApp.app.inject({
     method: 'POST',
     url: '/user',
     payload: payload as object,
-    headers: key === undefined ? {} : { 'idempotency-key': key },
+    headers:
+      key === undefined ? { authorization: caller } : { authorization: caller, 'idempotency-key': key },
   });
 }
 
@@ -46,21 +63,50 @@ async function findKeyRows(key: string): Promise<KeyRow[]> {
 async function insertInProgressClaim(key: string, body: UserInput, lockedUntil: 'past' | 'future') {
   await harness.testDb.database.pool.query(
     `insert into platform.idempotency_keys (scope, method, route, key, request_hash, status, lock_token, locked_until)
-     values ('anonymous', 'POST', '/user', $1, $2, 'in_progress', $3,
+     values ($5, 'POST', '/user', $1, $2, 'in_progress', $3,
              now() + ($4 * interval '1 minute'))`,
-    [key, hashRequest(body), randomUUID(), lockedUntil === 'past' ? -5 : 5],
+    [key, hashRequest(body), randomUUID(), lockedUntil === 'past' ? -5 : 5, scope],
   );
 }
 
 describe('Idempotency-Key on POST /user', () => {
-  it('records the key as completed for the anonymous scope, method POST and route template /user', async () => {
+  it("records the key as completed for the caller's scope (its API key id), method POST and route template /user", async () => {
     const key = buildIdempotencyKey();
     const response = await createUser(buildUserInput(), key);
     expect(response.statusCode).toBe(201);
     expect(response.headers['idempotent-replayed']).toBeUndefined();
     expect(await findKeyRows(key)).toEqual([
-      { scope: 'anonymous', method: 'POST', route: '/user', status: 'completed', response_status: 201 },
+      { scope, method: 'POST', route: '/user', status: 'completed', response_status: 201 },
     ]);
+    const stored = await harness.testDb.database.pool.query('select 1 from platform.api_keys where id = $1', [
+      scope,
+    ]);
+    expect(stored.rowCount).toBe(1);
+  });
+
+  it('keeps callers apart: another caller with the same key gets its own result, never a replay', async () => {
+    const other = await createTestApiKey(harness.testApp, USER_METADATA_PERMISSIONS);
+    const key = buildIdempotencyKey();
+    const mine = buildUserInput();
+    const theirs = buildUserInput();
+    const first = await createUser(mine, key);
+    expect(first.statusCode).toBe(201);
+    // A different body under the same key is no key_reused for another caller: the key is theirs to use.
+    const second = await createUser(theirs, key, other);
+    expect(second.statusCode).toBe(201);
+    expect(second.headers['idempotent-replayed']).toBeUndefined();
+    expect(second.json().user_id).not.toBe(first.json().user_id);
+
+    // Each still replays its own response.
+    const myRetry = await createUser(mine, key);
+    expect(myRetry.headers['idempotent-replayed']).toBe('true');
+    expect(myRetry.json().user_id).toBe(first.json().user_id);
+    const theirRetry = await createUser(theirs, key, other);
+    expect(theirRetry.headers['idempotent-replayed']).toBe('true');
+    expect(theirRetry.json().user_id).toBe(second.json().user_id);
+    expect((await findKeyRows(key)).map((row) => row.scope).sort()).toEqual(
+      [scope, apiKeyIdOf(other)].sort(),
+    );
   });
 
   it('replays the stored 201 with Idempotent-Replayed: true, the same body and Location', async () => {
@@ -203,9 +249,9 @@ describe('Idempotency-Key on POST /user', () => {
     await harness.testDb.database.pool.query(
       `insert into platform.idempotency_keys
          (scope, method, route, key, request_hash, status, response_status, response_headers, response_body, completed_at)
-       values ('anonymous', 'POST', '/orders', $1, 'another-hash', 'completed', 201, '{}', '{}', now()),
-              ('anonymous', 'PUT', '/user', $1, 'another-hash', 'completed', 200, '{}', '{}', now())`,
-      [key],
+       values ($2, 'POST', '/orders', $1, 'another-hash', 'completed', 201, '{}', '{}', now()),
+              ($2, 'PUT', '/user', $1, 'another-hash', 'completed', 200, '{}', '{}', now())`,
+      [key, scope],
     );
 
     const input = buildUserInput();
@@ -265,11 +311,11 @@ describe('idempotency purge', () => {
       `insert into platform.idempotency_keys
          (scope, method, route, key, request_hash, status, response_status, response_headers, response_body,
           created_at, completed_at)
-       values ('anonymous', 'POST', '/user', $1, 'hash', 'completed', 201, '{}', '{}',
+       values ($3, 'POST', '/user', $1, 'hash', 'completed', 201, '{}', '{}',
                now() - interval '25 hours', now() - interval '25 hours'),
-              ('anonymous', 'POST', '/user', $2, 'hash', 'completed', 201, '{}', '{}',
+              ($3, 'POST', '/user', $2, 'hash', 'completed', 201, '{}', '{}',
                now() - interval '23 hours', now() - interval '23 hours')`,
-      [oldKey, freshKey],
+      [oldKey, freshKey, scope],
     );
     const viaHttpKey = buildIdempotencyKey();
     expect((await createUser(buildUserInput(), viaHttpKey)).statusCode).toBe(201);

@@ -1,10 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { buildTestApp, type TestApp, useTestApp } from '@keel/platform/testing';
-import { describe, expect, it } from 'vitest';
+import { buildTestApp, createTestApiKey, type TestApp, useTestApp } from '@keel/platform/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
-import { buildIdempotencyKey, buildUserInput, expectProblem } from './factories.ts';
+import {
+  buildIdempotencyKey,
+  buildUserInput,
+  expectProblem,
+  USER_METADATA_PERMISSIONS,
+} from './factories.ts';
 
 const harness = useTestApp({ modules: [userMetadataModule] });
+
+/** `Authorization` of a service allowed to read and write; sent with every service request. */
+let serviceKey: string;
+
+beforeAll(async () => {
+  serviceKey = await createTestApiKey(harness.testApp, USER_METADATA_PERMISSIONS);
+});
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -64,7 +76,7 @@ describe('request ids', () => {
     const response = await harness.testApp.app.inject({
       method: 'GET',
       url: `/user/${randomUUID()}`,
-      headers: { 'x-request-id': requestId },
+      headers: { 'x-request-id': requestId, authorization: serviceKey },
     });
     expectProblem(response, 404, 'users.not_found');
     expect(response.headers['x-request-id']).toBe(requestId);
@@ -93,6 +105,7 @@ describe('request log lines', () => {
       method: 'POST',
       url: '/user',
       payload: buildUserInput(),
+      headers: { authorization: serviceKey },
     });
     expect(created.statusCode).toBe(201);
     const userId = created.json().user_id as string;
@@ -101,7 +114,7 @@ describe('request log lines', () => {
     const response = await harness.testApp.app.inject({
       method: 'GET',
       url: `/user/${userId}`,
-      headers: { 'x-request-id': requestId },
+      headers: { 'x-request-id': requestId, authorization: serviceKey },
     });
     expect(response.statusCode).toBe(200);
 
@@ -129,6 +142,7 @@ describe('request log lines', () => {
       method: 'POST',
       url: '/user',
       payload: buildUserInput(),
+      headers: { authorization: serviceKey },
     });
     expect(response.statusCode).toBe(201);
     const lines = completedLines(harness.testApp, response.headers['x-request-id'] as string);
@@ -173,7 +187,7 @@ describe('request log lines', () => {
       const response = await harness.testApp.app.inject({
         method,
         url: path,
-        headers: { 'x-request-id': requestId },
+        headers: { 'x-request-id': requestId, authorization: serviceKey },
         ...(payload === undefined ? {} : { payload }),
       });
       expectProblem(response, status, code);
@@ -195,14 +209,21 @@ describe('request log lines', () => {
   it('logs a 409 users.email_taken with its code', async () => {
     const input = buildUserInput();
     expect(
-      (await harness.testApp.app.inject({ method: 'POST', url: '/user', payload: input })).statusCode,
+      (
+        await harness.testApp.app.inject({
+          method: 'POST',
+          url: '/user',
+          payload: input,
+          headers: { authorization: serviceKey },
+        })
+      ).statusCode,
     ).toBe(201);
     const requestId = buildRequestId();
     const response = await harness.testApp.app.inject({
       method: 'POST',
       url: '/user',
       payload: input,
-      headers: { 'x-request-id': requestId },
+      headers: { 'x-request-id': requestId, authorization: serviceKey },
     });
     expectProblem(response, 409, 'users.email_taken');
     expect(completedLines(harness.testApp, requestId)).toEqual([
@@ -214,10 +235,39 @@ describe('request log lines', () => {
     ]);
   });
 
+  it.each([
+    ['no credentials', undefined, 401, 'auth.unauthenticated'],
+    ['a key without user-metadata:write', ['user-metadata:read'], 403, 'auth.forbidden'],
+  ] as const)(
+    'logs a request refused for %s with its status, route template and code',
+    async (_label, permissions, status, code) => {
+      const authorization =
+        permissions === undefined ? undefined : await createTestApiKey(harness.testApp, [...permissions]);
+      const requestId = buildRequestId();
+      const response = await harness.testApp.app.inject({
+        method: 'POST',
+        url: '/user',
+        payload: buildUserInput(),
+        headers: { 'x-request-id': requestId, ...(authorization === undefined ? {} : { authorization }) },
+      });
+      expectProblem(response, status, code);
+      expect(completedLines(harness.testApp, requestId)).toEqual([
+        expect.objectContaining({
+          method: 'POST',
+          route: '/user',
+          status,
+          error: { code, message: expect.any(String) },
+        }),
+      ]);
+    },
+  );
+
   it('never logs the Idempotency-Key or the Authorization header value', async () => {
     const key = `secret-idem-${randomUUID()}`;
-    const token = 'secret-token-123';
-    const headers = { 'idempotency-key': key, authorization: `Bearer ${token}` };
+    const token = serviceKey.slice('Bearer '.length);
+    // The secret half of the key: logging it alone would leak the credential too.
+    const secret = token.slice(token.lastIndexOf('_') + 1);
+    const headers = { 'idempotency-key': key, authorization: serviceKey };
     const input = buildUserInput();
 
     const created = await harness.testApp.app.inject({
@@ -252,21 +302,39 @@ describe('request log lines', () => {
     const fetched = await harness.testApp.app.inject({
       method: 'GET',
       url: created.headers.location as string,
-      headers: { authorization: `Bearer ${token}` },
+      headers: { authorization: serviceKey },
     });
     expect(fetched.statusCode).toBe(200);
+    // Refused credentials are no safer to log than accepted ones.
+    const forgedToken = `secret-token-${randomUUID()}`;
+    const refused = await harness.testApp.app.inject({
+      method: 'GET',
+      url: created.headers.location as string,
+      headers: { authorization: `Bearer ${forgedToken}` },
+    });
+    expectProblem(refused, 401, 'auth.invalid_token');
+    const wrongKey = `${serviceKey.slice(0, serviceKey.lastIndexOf('_'))}_${'Z'.repeat(43)}`;
+    const refusedKey = await harness.testApp.app.inject({
+      method: 'GET',
+      url: created.headers.location as string,
+      headers: { authorization: wrongKey },
+    });
+    expectProblem(refusedKey, 401, 'auth.invalid_api_key');
 
     const text = harness.testApp.logs.text();
     expect(text).toContain(created.headers['x-request-id'] as string);
+    expect(text).toContain(refused.headers['x-request-id'] as string);
     expect(text).not.toContain(key);
     expect(text).not.toContain(invalidKey);
-    expect(text).not.toContain(token);
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain(forgedToken);
+    expect(text).not.toContain('Z'.repeat(43));
   });
 
   it('never logs an unhandled error or a 5xx line for any request in this file', async () => {
     // Runs a few requests of its own so the assertion has something to look at.
     for (const url of ['/health/live', '/user/not-a-uuid', `/user/${randomUUID()}`]) {
-      await harness.testApp.app.inject({ method: 'GET', url });
+      await harness.testApp.app.inject({ method: 'GET', url, headers: { authorization: serviceKey } });
     }
     const lines = harness.testApp.logs.lines();
     expect(lines.length).toBeGreaterThan(0);
@@ -281,22 +349,29 @@ describe('GET /metrics', () => {
   it('counts service requests by route template with service="user-metadata"', async () => {
     // A fresh app has a fresh registry, so the counts below are exact.
     const app = await buildTestApp({ database: harness.testDb.database, modules: [userMetadataModule] });
+    const headers = { authorization: serviceKey };
     try {
-      const first = await app.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() });
+      const first = await app.app.inject({
+        method: 'POST',
+        url: '/user',
+        payload: buildUserInput(),
+        headers,
+      });
       expect(first.statusCode).toBe(201);
       const userId = first.json().user_id as string;
       expect(
-        (await app.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() })).statusCode,
+        (await app.app.inject({ method: 'POST', url: '/user', payload: buildUserInput(), headers }))
+          .statusCode,
       ).toBe(201);
       expectProblem(
-        await app.app.inject({ method: 'POST', url: '/user', payload: { name: 42 } }),
+        await app.app.inject({ method: 'POST', url: '/user', payload: { name: 42 }, headers }),
         400,
         'request.invalid',
       );
-      expect((await app.app.inject({ method: 'GET', url: `/user/${userId}` })).statusCode).toBe(200);
+      expect((await app.app.inject({ method: 'GET', url: `/user/${userId}`, headers })).statusCode).toBe(200);
       const missingId = randomUUID();
       expectProblem(
-        await app.app.inject({ method: 'GET', url: `/user/${missingId}` }),
+        await app.app.inject({ method: 'GET', url: `/user/${missingId}`, headers }),
         404,
         'users.not_found',
       );

@@ -6,6 +6,7 @@ import {
   buildTestApp,
   type CapturedLogs,
   captureLogs,
+  createTestApiKey,
   createTestDatabase,
   startTcpProxy,
   type TcpProxy,
@@ -15,15 +16,23 @@ import {
 } from '@keel/platform/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
-import { buildUserInput } from './factories.ts';
+import { buildUserInput, USER_METADATA_PERMISSIONS } from './factories.ts';
 
 const HALF_OPEN_AFTER_MS = 300;
 
 let testDb: TestDatabase;
+/** `Authorization` of the calling service; stored in the database every app of the file shares. */
+let serviceKey: string;
 const cleanups: (() => Promise<void>)[] = [];
 
 beforeAll(async () => {
   testDb = await createTestDatabase(inject('keelTestDatabase'));
+  const keyApp = await buildTestApp({ database: testDb.database, modules: [userMetadataModule] });
+  try {
+    serviceKey = await createTestApiKey(keyApp, USER_METADATA_PERMISSIONS);
+  } finally {
+    await keyApp.close();
+  }
 });
 
 /** Direct to the database, around the proxy: the test's own view of the truth. */
@@ -67,7 +76,19 @@ async function startFaultyApp(settings: Partial<DatabaseSettings> = {}): Promise
     },
     createLogger({ level: 'info', destination: stream }),
   );
-  const testApp = await buildTestApp({ database, modules: [userMetadataModule] });
+  const testApp = await buildTestApp({
+    database,
+    modules: [userMetadataModule],
+    env: {
+      // Dozens of requests from one caller; the limiter is not under test here.
+      RATE_LIMIT_ENABLED: 'false',
+      // These tests are about the service's own database work. Once warmed
+      // (see warmUpCredentials), the key must stay cached for the whole test,
+      // however long the retries and half-open waits take, so the
+      // authenticator never reaches the faulty database.
+      AUTH_SESSION_CACHE_TTL_MS: '60000',
+    },
+  });
   cleanups.push(async () => {
     await testApp.close();
     await database.close();
@@ -77,7 +98,26 @@ async function startFaultyApp(settings: Partial<DatabaseSettings> = {}): Promise
 }
 
 function postUser(testApp: TestApp, input = buildUserInput()) {
-  return testApp.app.inject({ method: 'POST', url: '/user', payload: input });
+  return testApp.app.inject({
+    method: 'POST',
+    url: '/user',
+    payload: input,
+    headers: { authorization: serviceKey },
+  });
+}
+
+function getUser(testApp: TestApp, id: string) {
+  return testApp.app.inject({ method: 'GET', url: `/user/${id}`, headers: { authorization: serviceKey } });
+}
+
+/**
+ * One authenticated request while the database is healthy, so the app has
+ * the key cached before a fault: the requests under test then reach the
+ * service's own database work instead of failing in the authenticator.
+ */
+async function warmUpCredentials(testApp: TestApp): Promise<void> {
+  const response = await getUser(testApp, randomUUID());
+  expect(response.statusCode).toBe(404);
 }
 
 async function countUsersByEmail(emails: string[]): Promise<Map<string, number>> {
@@ -129,6 +169,7 @@ async function expectAllCreatedOnce(responses: { statusCode: number }[], emails:
 describe('POST /user through a transient connection failure', () => {
   it('answers 201 to every request and creates each user once when all connections are cut mid-transaction', async () => {
     const { testApp, proxy, database, applicationName, databaseLogs } = await startFaultyApp();
+    await warmUpCredentials(testApp);
     const inputs = Array.from({ length: 30 }, () => buildUserInput());
     const lock = await blockUserInserts(applicationName, TEST_DATABASE_SETTINGS.poolMax);
 
@@ -149,6 +190,7 @@ describe('POST /user through a transient connection failure', () => {
 
   it('answers 201 to every request and creates each user once when their backends are terminated', async () => {
     const { testApp, database, applicationName, databaseLogs } = await startFaultyApp();
+    await warmUpCredentials(testApp);
     const inputs = Array.from({ length: 30 }, () => buildUserInput());
     const lock = await blockUserInserts(applicationName, TEST_DATABASE_SETTINGS.poolMax);
 
@@ -185,6 +227,7 @@ describe('the service while the database is unreachable', () => {
 
   it('fails fast with 503 database.unavailable and Retry-After, and readiness reports the open breaker', async () => {
     const { testApp, proxy, database } = await startFaultyApp();
+    await warmUpCredentials(testApp);
     await proxy.refuse();
 
     const responses = [];
@@ -195,9 +238,7 @@ describe('the service while the database is unreachable', () => {
     expect(database.breakerState()).toBe('open');
 
     await expectDatabaseUnavailable(await postUser(testApp));
-    await expectDatabaseUnavailable(
-      await testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` }),
-    );
+    await expectDatabaseUnavailable(await getUser(testApp, randomUUID()));
 
     const ready = await testApp.app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(503);
@@ -213,6 +254,7 @@ describe('the service while the database is unreachable', () => {
 
   it('serves again without a restart once the database is reachable and halfOpenAfter has passed', async () => {
     const { testApp, proxy, database } = await startFaultyApp();
+    await warmUpCredentials(testApp);
     await proxy.refuse();
     for (let request = 0; request < 10 && database.breakerState() !== 'open'; request += 1) {
       await postUser(testApp);
@@ -225,7 +267,7 @@ describe('the service while the database is unreachable', () => {
     const input = buildUserInput();
     const created = await postUser(testApp, input);
     expect(created.statusCode).toBe(201);
-    const fetched = await testApp.app.inject({ method: 'GET', url: `/user/${created.json().user_id}` });
+    const fetched = await getUser(testApp, created.json().user_id);
     expect(fetched.statusCode).toBe(200);
     expect(fetched.json()).toMatchObject({ email: input.email });
     expect(database.breakerState()).toBe('closed');
@@ -243,6 +285,7 @@ describe('the service while the database is unreachable', () => {
     // A load balancer sends no traffic to an unready instance, so readiness
     // must not depend on a request arriving to move the breaker on.
     const { testApp, proxy, database } = await startFaultyApp();
+    await warmUpCredentials(testApp);
     await proxy.refuse();
     for (let request = 0; request < 10 && database.breakerState() !== 'open'; request += 1) {
       await postUser(testApp);
@@ -257,5 +300,24 @@ describe('the service while the database is unreachable', () => {
     expect(ready.json()).toMatchObject({ checks: { database: { status: 'ok' }, breaker: { status: 'ok' } } });
     expect((await postUser(testApp)).statusCode).toBe(201);
     expect(database.breakerState()).toBe('closed');
+  });
+
+  it('answers 503 database.unavailable, never 401, when the key is not cached yet, and accepts the key once the database is back', async () => {
+    // The authenticator needs the database on a cache miss. An outage must
+    // not look like bad credentials: a client told 401 would drop a valid key.
+    const { testApp, proxy, database } = await startFaultyApp();
+    await proxy.refuse();
+
+    await expectDatabaseUnavailable(await getUser(testApp, randomUUID()));
+    const input = buildUserInput();
+    await expectDatabaseUnavailable(await postUser(testApp, input));
+
+    await proxy.accept();
+    if (database.breakerState() !== 'closed') await sleep(HALF_OPEN_AFTER_MS + 100);
+    // The failed lookup was not remembered as an invalid key.
+    const created = await postUser(testApp, input);
+    expect(created.statusCode).toBe(201);
+    expect((await getUser(testApp, created.json().user_id)).statusCode).toBe(200);
+    expect((await countUsersByEmail([input.email])).get(input.email)).toBe(1);
   });
 });

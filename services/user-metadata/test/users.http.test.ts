@@ -1,13 +1,43 @@
 import { randomUUID } from 'node:crypto';
-import { buildTestApp, useTestApp } from '@keel/platform/testing';
-import { describe, expect, it } from 'vitest';
+import {
+  buildTestApp,
+  createTestAccount,
+  createTestApiKey,
+  signIn,
+  useTestApp,
+} from '@keel/platform/testing';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { userMetadataModule } from '../src/index.ts';
-import { buildIdempotencyKey, buildUserInput, expectNoInternals, expectProblem } from './factories.ts';
+import {
+  buildIdempotencyKey,
+  buildUserInput,
+  expectNoInternals,
+  expectProblem,
+  USER_METADATA_PERMISSIONS,
+} from './factories.ts';
 
+// Rate limiting stays on (the production default): the file stays well under
+// the per-caller budget, and the limiter must not get in the way of normal use.
 const harness = useTestApp({ modules: [userMetadataModule] });
 
+/** `Authorization` of a service allowed to read and write, as services call. */
+let writerKey: string;
+
+beforeAll(async () => {
+  writerKey = await createTestApiKey(harness.testApp, USER_METADATA_PERMISSIONS);
+});
+
 function createUser(payload: unknown, headers: Record<string, string> = {}) {
-  return harness.testApp.app.inject({ method: 'POST', url: '/user', payload: payload as object, headers });
+  return harness.testApp.app.inject({
+    method: 'POST',
+    url: '/user',
+    payload: payload as object,
+    headers: { authorization: writerKey, ...headers },
+  });
+}
+
+function getUser(url: string) {
+  return harness.testApp.app.inject({ method: 'GET', url, headers: { authorization: writerKey } });
 }
 
 function postRaw(body: string, contentType: string | undefined) {
@@ -15,7 +45,10 @@ function postRaw(body: string, contentType: string | undefined) {
     method: 'POST',
     url: '/user',
     body,
-    headers: contentType === undefined ? {} : { 'content-type': contentType },
+    headers: {
+      authorization: writerKey,
+      ...(contentType === undefined ? {} : { 'content-type': contentType }),
+    },
   });
 }
 
@@ -100,17 +133,14 @@ describe('GET /user/:id (getUser)', () => {
   it('returns 200 with the user as created (round trip)', async () => {
     const created = await createUser(buildUserInput());
     expect(created.statusCode).toBe(201);
-    const response = await harness.testApp.app.inject({
-      method: 'GET',
-      url: created.headers.location as string,
-    });
+    const response = await getUser(created.headers.location as string);
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     expect(response.json()).toEqual(created.json());
   });
 
   it('returns 404 users.not_found for a well-formed id that does not exist', async () => {
-    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` });
+    const response = await getUser(`/user/${randomUUID()}`);
     expectProblem(response, 404, 'users.not_found');
   });
 
@@ -124,7 +154,7 @@ describe('GET /user/:id (getUser)', () => {
     ['invalid percent-encoding', '%E0%A4%A'],
     ['a path traversal', '..%2F..%2Fetc%2Fpasswd'],
   ])('returns 400 request.invalid for a malformed id (%s)', async (_label, id) => {
-    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${id}` });
+    const response = await getUser(`/user/${id}`);
     const problem = expectProblem(response, 400, 'request.invalid');
     if (problem.errors !== undefined) {
       expect(problem.errors).toEqual([expect.objectContaining({ pointer: '/params/id' })]);
@@ -132,13 +162,13 @@ describe('GET /user/:id (getUser)', () => {
   });
 
   it('returns 400 with pointer /params/id for a malformed id', async () => {
-    const response = await harness.testApp.app.inject({ method: 'GET', url: '/user/not-a-uuid' });
+    const response = await getUser('/user/not-a-uuid');
     const problem = expectProblem(response, 400, 'request.invalid');
     expect(problem.errors).toEqual([expect.objectContaining({ pointer: '/params/id' })]);
   });
 
   it('answers an over-long id with a 4xx problem, never a 5xx', async () => {
-    const response = await harness.testApp.app.inject({ method: 'GET', url: `/user/${'a'.repeat(5000)}` });
+    const response = await getUser(`/user/${'a'.repeat(5000)}`);
     expect(response.statusCode).toBeGreaterThanOrEqual(400);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expectNoInternals(response);
@@ -288,7 +318,11 @@ describe('bad input to createUser', () => {
   });
 
   it('rejects a request without any body or content type with 400 request.invalid', async () => {
-    const response = await harness.testApp.app.inject({ method: 'POST', url: '/user' });
+    const response = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      headers: { authorization: writerKey },
+    });
     expectProblem(response, 400, 'request.invalid');
   });
 
@@ -325,11 +359,21 @@ describe('body size limit', () => {
     });
     try {
       const input = buildUserInput({ name: 'a'.repeat(3000) });
-      const response = await smallApp.app.inject({ method: 'POST', url: '/user', payload: input });
+      const response = await smallApp.app.inject({
+        method: 'POST',
+        url: '/user',
+        payload: input,
+        headers: { authorization: writerKey },
+      });
       expectProblem(response, 413, 'request.body_too_large');
       expect(await countUsersWithEmail(input.email)).toBe(0);
 
-      const fits = await smallApp.app.inject({ method: 'POST', url: '/user', payload: buildUserInput() });
+      const fits = await smallApp.app.inject({
+        method: 'POST',
+        url: '/user',
+        payload: buildUserInput(),
+        headers: { authorization: writerKey },
+      });
       expect(fits.statusCode).toBe(201);
     } finally {
       await smallApp.close();
@@ -339,7 +383,11 @@ describe('body size limit', () => {
 
 describe('routing errors', () => {
   it('answers DELETE /user/:id with 405 request.method_not_allowed and an Allow header', async () => {
-    const response = await harness.testApp.app.inject({ method: 'DELETE', url: `/user/${randomUUID()}` });
+    const response = await harness.testApp.app.inject({
+      method: 'DELETE',
+      url: `/user/${randomUUID()}`,
+      headers: { authorization: writerKey },
+    });
     expectProblem(response, 405, 'request.method_not_allowed');
     const allowed = String(response.headers.allow)
       .split(',')
@@ -353,7 +401,11 @@ describe('routing errors', () => {
     ['GET', '/user'],
     ['PATCH', `/user/${randomUUID()}`],
   ])('answers %s %s with 405 request.method_not_allowed', async (method, url) => {
-    const response = await harness.testApp.app.inject({ method: method as 'PUT', url });
+    const response = await harness.testApp.app.inject({
+      method: method as 'PUT',
+      url,
+      headers: { authorization: writerKey },
+    });
     expectProblem(response, 405, 'request.method_not_allowed');
     expect(response.headers.allow).toBeDefined();
   });
@@ -361,7 +413,7 @@ describe('routing errors', () => {
   it.each(['/users', '/nope', `/user/${randomUUID()}/extra`, '/'])(
     'answers an unknown route (%s) with 404 request.route_not_found',
     async (url) => {
-      const response = await harness.testApp.app.inject({ method: 'GET', url });
+      const response = await getUser(url);
       expectProblem(response, 404, 'request.route_not_found');
     },
   );
@@ -414,5 +466,237 @@ describe('duplicate emails without an Idempotency-Key', () => {
       expect(problem.location).toBe(winnerLocation);
     }
     expect(await countUsersWithEmail(input.email)).toBe(1);
+  });
+});
+
+describe('authorization', () => {
+  /** `Authorization` of a service that may only read. */
+  let readerKey: string;
+
+  beforeAll(async () => {
+    readerKey = await createTestApiKey(harness.testApp, ['user-metadata:read']);
+  });
+
+  function postAs(authorization: string | undefined, payload: object = buildUserInput()) {
+    return harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      payload,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+  }
+
+  function getAs(authorization: string | undefined, url: string) {
+    return harness.testApp.app.inject({
+      method: 'GET',
+      url,
+      headers: authorization === undefined ? {} : { authorization },
+    });
+  }
+
+  /** A stored user (created with the writer key) for read checks. */
+  async function storeUser(): Promise<{ location: string; body: string; email: string }> {
+    const input = buildUserInput();
+    const created = await createUser(input);
+    expect(created.statusCode).toBe(201);
+    return { location: created.headers.location as string, body: created.body, email: input.email };
+  }
+
+  function base64url(value: unknown): string {
+    return Buffer.from(JSON.stringify(value)).toString('base64url');
+  }
+
+  /** JWT-shaped but signed by nobody Keel knows. */
+  function buildForgedJwt(header: Record<string, unknown>): string {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: 'keel',
+      aud: 'keel-api',
+      sub: randomUUID(),
+      sid: randomUUID(),
+      iat: nowSeconds,
+      exp: nowSeconds + 600,
+    };
+    return `${base64url(header)}.${base64url(claims)}.${Buffer.from('forged-signature').toString('base64url')}`;
+  }
+
+  async function countIdempotencyRows(key: string): Promise<number> {
+    const result = await harness.testDb.database.pool.query<{ count: string }>(
+      'select count(*) from platform.idempotency_keys where key = $1',
+      [key],
+    );
+    return Number(result.rows[0]?.count);
+  }
+
+  it('rejects POST /user without an Authorization header with 401 auth.unauthenticated and a Bearer challenge', async () => {
+    const input = buildUserInput();
+    const response = await postAs(undefined, input);
+    expectProblem(response, 401, 'auth.unauthenticated');
+    expect(response.headers['www-authenticate']).toBe('Bearer');
+    expect(await countUsersWithEmail(input.email)).toBe(0);
+  });
+
+  it('rejects GET /user/:id without an Authorization header with 401 auth.unauthenticated and a Bearer challenge', async () => {
+    const stored = await storeUser();
+    const response = await getAs(undefined, stored.location);
+    expectProblem(response, 401, 'auth.unauthenticated');
+    expect(response.headers['www-authenticate']).toBe('Bearer');
+    expect(response.body).not.toContain(stored.email);
+  });
+
+  it('rejects an unauthenticated request before reading its body: malformed JSON gets 401, not 400', async () => {
+    const response = await harness.testApp.app.inject({
+      method: 'POST',
+      url: '/user',
+      body: '{"name": "Ada"',
+      headers: { 'content-type': 'application/json' },
+    });
+    expectProblem(response, 401, 'auth.unauthenticated');
+  });
+
+  it.each([
+    ['a Basic credential', 'Basic dXNlcjpwYXNz'],
+    ['Bearer without a token', 'Bearer'],
+    ['an unknown scheme', 'Token abc'],
+  ])(
+    'rejects an Authorization header with %s as no credentials: 401 auth.unauthenticated',
+    async (_label, authorization) => {
+      const stored = await storeUser();
+      expectProblem(await postAs(authorization), 401, 'auth.unauthenticated');
+      expectProblem(await getAs(authorization, stored.location), 401, 'auth.unauthenticated');
+    },
+  );
+
+  it.each([
+    ['a token that is not a JWT', () => 'Bearer not-a-jwt'],
+    ['a JWT with garbage segments', () => 'Bearer eyJnYXJiYWdl.eyJnYXJiYWdl.Z2FyYmFnZQ'],
+    [
+      'a JWT signed with an unknown key',
+      () => `Bearer ${buildForgedJwt({ alg: 'EdDSA', typ: 'JWT', kid: 'not-a-keel-key' })}`,
+    ],
+    [
+      'an unsigned (alg none) JWT',
+      () => `Bearer ${buildForgedJwt({ alg: 'none', typ: 'JWT' }).replace(/[^.]+$/, '')}`,
+    ],
+  ])('rejects %s with 401 auth.invalid_token on both routes', async (_label, buildAuthorization) => {
+    const stored = await storeUser();
+    const input = buildUserInput();
+    const post = await postAs(buildAuthorization(), input);
+    expectProblem(post, 401, 'auth.invalid_token');
+    expect(post.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+    expect(await countUsersWithEmail(input.email)).toBe(0);
+
+    const get = await getAs(buildAuthorization(), stored.location);
+    expectProblem(get, 401, 'auth.invalid_token');
+    expect(get.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
+    expect(get.body).not.toContain(stored.email);
+  });
+
+  it('rejects a real access token whose claims were altered with 401 auth.invalid_token', async () => {
+    const writer = await signIn(
+      harness.testApp,
+      await createTestAccount(harness.testApp, { roles: ['user-metadata:writer'] }),
+    );
+    const [header, payload, signature] = writer.accessToken.split('.');
+    const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString('utf8'));
+    const altered = `${header}.${base64url({ ...claims, sub: randomUUID() })}.${signature}`;
+    const stored = await storeUser();
+    expectProblem(await getAs(`Bearer ${altered}`, stored.location), 401, 'auth.invalid_token');
+    // The genuine token still works, so the refusal is the alteration's doing.
+    expect((await getAs(writer.authorization, stored.location)).statusCode).toBe(200);
+  });
+
+  it('rejects a malformed API key and one with a wrong secret with 401 auth.invalid_api_key', async () => {
+    const stored = await storeUser();
+    const wrongSecret = writerKey.replace(/_[A-Za-z0-9_-]{43}$/, `_${'A'.repeat(43)}`);
+    expect(wrongSecret).not.toBe(writerKey);
+    for (const authorization of ['Bearer keel_garbage', wrongSecret]) {
+      const input = buildUserInput();
+      expectProblem(await postAs(authorization, input), 401, 'auth.invalid_api_key');
+      expect(await countUsersWithEmail(input.email)).toBe(0);
+      expectProblem(await getAs(authorization, stored.location), 401, 'auth.invalid_api_key');
+    }
+  });
+
+  it('rejects POST /user from an API key with only user-metadata:read with 403 auth.forbidden', async () => {
+    const input = buildUserInput();
+    expectProblem(await postAs(readerKey, input), 403, 'auth.forbidden');
+    expect(await countUsersWithEmail(input.email)).toBe(0);
+  });
+
+  it('serves GET /user/:id to an API key with only user-metadata:read', async () => {
+    const stored = await storeUser();
+    const response = await getAs(readerKey, stored.location);
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toBe(stored.body);
+  });
+
+  it('rejects a forbidden caller before reading its body: an invalid body gets 403, not 400', async () => {
+    expectProblem(await postAs(readerKey, { name: 42 }), 403, 'auth.forbidden');
+  });
+
+  it('serves GET and rejects POST with 403 auth.forbidden for a signed-in user-metadata:reader', async () => {
+    const reader = await signIn(
+      harness.testApp,
+      await createTestAccount(harness.testApp, { roles: ['user-metadata:reader'] }),
+    );
+    const stored = await storeUser();
+    const fetched = await getAs(reader.authorization, stored.location);
+    expect(fetched.statusCode).toBe(200);
+    expect(fetched.body).toBe(stored.body);
+
+    const input = buildUserInput();
+    expectProblem(await postAs(reader.authorization, input), 403, 'auth.forbidden');
+    expect(await countUsersWithEmail(input.email)).toBe(0);
+  });
+
+  it('serves GET and POST for a signed-in user-metadata:writer', async () => {
+    const writer = await signIn(
+      harness.testApp,
+      await createTestAccount(harness.testApp, { roles: ['user-metadata:writer'] }),
+    );
+    const input = buildUserInput();
+    const created = await postAs(writer.authorization, input);
+    expect(created.statusCode).toBe(201);
+    expect(await countUsersWithEmail(input.email)).toBe(1);
+
+    const fetched = await getAs(writer.authorization, created.headers.location as string);
+    expect(fetched.statusCode).toBe(200);
+    expect(fetched.body).toBe(created.body);
+  });
+
+  it('rejects both routes with 403 auth.forbidden for a signed-in user with no roles', async () => {
+    const nobody = await signIn(harness.testApp, await createTestAccount(harness.testApp, { roles: [] }));
+    const stored = await storeUser();
+    const fetched = await getAs(nobody.authorization, stored.location);
+    expectProblem(fetched, 403, 'auth.forbidden');
+    expect(fetched.body).not.toContain(stored.email);
+
+    const input = buildUserInput();
+    expectProblem(await postAs(nobody.authorization, input), 403, 'auth.forbidden');
+    expect(await countUsersWithEmail(input.email)).toBe(0);
+  });
+
+  it('stores no idempotency record for a request refused with 401 or 403', async () => {
+    const key = buildIdempotencyKey();
+    const input = buildUserInput();
+    const headers = { 'idempotency-key': key };
+    expectProblem(
+      await harness.testApp.app.inject({ method: 'POST', url: '/user', payload: input, headers }),
+      401,
+      'auth.unauthenticated',
+    );
+    expectProblem(
+      await harness.testApp.app.inject({
+        method: 'POST',
+        url: '/user',
+        payload: input,
+        headers: { ...headers, authorization: readerKey },
+      }),
+      403,
+      'auth.forbidden',
+    );
+    expect(await countIdempotencyRows(key)).toBe(0);
+    expect(await countUsersWithEmail(input.email)).toBe(0);
   });
 });

@@ -13,8 +13,8 @@ const BEARER = /^Bearer +(\S+)$/i;
  * Turns `Authorization: Bearer …` into a principal: an API key (`keel_…`) or
  * an access token whose session is still live. No header → no principal
  * (the access hook answers 401 for routes that need one); a header that does
- * not verify is a 401 even on a route that would not need it, because a
- * client sending a broken credential should learn so.
+ * not verify is a 401 on any route that needs credentials. Public routes never
+ * look at it, so health probes with a stale header keep working.
  *
  * @example
  * const app = await createHttpApp({ ..., authenticate: createAuthenticator({ accessTokens, sessions, apiKeys, roles }) });

@@ -44,24 +44,47 @@ export function enforceAccessRules(app: FastifyInstance, authenticate: Authentic
     if (access === undefined) throw new MissingAccessRuleError(`${String(route.method)} ${route.url}`);
   });
 
+  // Credentials are checked before the body is read, but the refusal is raised
+  // one step later (preParsing): in between, route-level onRequest hooks run,
+  // so the rate limiter counts refused callers too (by IP, or by principal
+  // for a 403) and cannot be bypassed by sending bad credentials.
+  const refusals = new WeakMap<FastifyRequest, AppError>();
   app.addHook('onRequest', async (request) => {
     const access = request.routeOptions.config.access;
     // Unmatched requests reach the 404/405 handler, which needs no rule.
     if (access === undefined || access === 'public') return;
-    const principal = authenticate ? await authenticate(request) : undefined;
+    let principal: Principal | undefined;
+    try {
+      principal = authenticate ? await authenticate(request) : undefined;
+    } catch (error) {
+      // A dependency failure (503) answers at once; bad credentials wait for the limiter.
+      if (error instanceof AppError && error.kind === 'unauthenticated') {
+        refusals.set(request, error);
+        return;
+      }
+      throw error;
+    }
     if (principal === undefined) {
-      throw new AppError(
-        'unauthenticated',
-        'auth.unauthenticated',
-        'This operation needs valid credentials',
-        {
+      refusals.set(
+        request,
+        new AppError('unauthenticated', 'auth.unauthenticated', 'This operation needs valid credentials', {
           headers: { 'www-authenticate': 'Bearer' },
-        },
+        }),
       );
+      return;
     }
     request.principal = principal;
     if (access !== 'authenticated' && !principal.permissions.has(access)) {
-      throw new AppError('forbidden', 'auth.forbidden', 'You are not allowed to perform this operation');
+      refusals.set(
+        request,
+        new AppError('forbidden', 'auth.forbidden', 'You are not allowed to perform this operation'),
+      );
     }
+  });
+  // An async preParsing hook must hand the payload stream on, or the body is lost.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const refusal = refusals.get(request);
+    if (refusal !== undefined) throw refusal;
+    return payload;
   });
 }

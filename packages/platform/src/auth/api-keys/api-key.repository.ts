@@ -99,21 +99,14 @@ export type ApiKeyCredential = {
   revokedAt: Date | null;
 };
 
-/**
- * The stored credential of a key, stamping `last_used_at` in the same
- * statement: callers reach here only on a cache miss, so the stamp costs one
- * write per key per cache period, not one per request.
- */
-export async function touchApiKey(
+export async function findApiKeyCredential(
   db: IdentityDb,
   id: string,
-  now: Date,
 ): Promise<ApiKeyCredential | undefined> {
   const row = await db
-    .updateTable('platform.api_keys')
-    .set({ last_used_at: now })
+    .selectFrom('platform.api_keys')
+    .select(['secret_hash', 'permissions', 'expires_at', 'revoked_at'])
     .where('id', '=', id)
-    .returning(['secret_hash', 'permissions', 'expires_at', 'revoked_at'])
     .executeTakeFirst();
   return row
     ? {
@@ -123,4 +116,9 @@ export async function touchApiKey(
         revokedAt: row.revoked_at,
       }
     : undefined;
+}
+
+/** Stamps `last_used_at`; called after a successful check on a cache miss, so once per key per cache period. */
+export async function touchApiKey(db: IdentityDb, id: string, now: Date): Promise<void> {
+  await db.updateTable('platform.api_keys').set({ last_used_at: now }).where('id', '=', id).execute();
 }

@@ -12,6 +12,7 @@ import {
 import { generateSecretToken, hashSecretToken, isSameHash } from '../secret-token.ts';
 import {
   type ApiKeyRecord,
+  findApiKeyCredential,
   findApiKeys,
   insertApiKey,
   revokeApiKey,
@@ -116,8 +117,9 @@ export function createApiKeyService(deps: IdentityDependencies) {
       const id = toUuid(idHex);
       const key = apiKeyCacheKey(id);
       let credential = await deps.apiKeyCache.get(key);
+      const isCacheMiss = credential === undefined;
       if (credential === undefined) {
-        const stored = await db.run((handle) => touchApiKey(handle, id, clock.now()));
+        const stored = await db.run((handle) => findApiKeyCredential(handle, id));
         if (stored === undefined) throw invalidApiKey();
         credential = {
           secretHashHex: stored.secretHash.toString('hex'),
@@ -137,6 +139,8 @@ export function createApiKeyService(deps: IdentityDependencies) {
       ) {
         throw invalidApiKey();
       }
+      // Only a proven holder marks the key used, once per cache period.
+      if (isCacheMiss) await db.run((handle) => touchApiKey(handle, id, clock.now()));
       return {
         id,
         kind: 'api_key',
