@@ -4,6 +4,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it, vi } from 'vitest';
 import type { ServiceModule } from '../module/index.ts';
+import { createTestApiKey } from '../testing/auth-helpers.ts';
 import { buildTestApp, type TestApp } from '../testing/test-app.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
 import { startTracing, type Tracing } from './tracing.ts';
@@ -15,6 +16,8 @@ let tracing: Tracing;
 let testDb: TestDatabase;
 let testApp: TestApp;
 let userId: string;
+// A service caller: user-metadata's routes need credentials.
+let authorization: string;
 
 beforeAll(async () => {
   tracing = startTracing({ serviceName: 'test', exporter });
@@ -23,11 +26,14 @@ beforeAll(async () => {
     database: testDb.database,
     modules: [userMetadataModule],
     // Any endpoint turns on the server span hooks; the in-memory exporter receives the spans.
-    env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' },
+    // A long status cache keeps the key's lookup out of the spans the tests count.
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', AUTH_SESSION_CACHE_TTL_MS: '60000' },
   });
+  authorization = await createTestApiKey(testApp, ['user-metadata:read', 'user-metadata:write']);
   const created = await testApp.app.inject({
     method: 'POST',
     url: '/user',
+    headers: { authorization },
     payload: { name: 'Traced User', email: `traced-${randomUUID()}@example.com`, phone: '+14155552671' },
   });
   expect(created.statusCode).toBe(201);
@@ -65,7 +71,11 @@ function databaseSpans(): ReadableSpan[] {
 
 describe('request tracing', () => {
   it('records one server span per request with query spans as its children in the same trace', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${userId}` });
+    const response = await testApp.app.inject({
+      method: 'GET',
+      url: `/user/${userId}`,
+      headers: { authorization },
+    });
     expect(response.statusCode).toBe(200);
 
     const server = await finishedServerSpan();
@@ -88,7 +98,7 @@ describe('request tracing', () => {
   });
 
   it('never records query parameters on query spans', async () => {
-    await testApp.app.inject({ method: 'GET', url: `/user/${userId}` });
+    await testApp.app.inject({ method: 'GET', url: `/user/${userId}`, headers: { authorization } });
     await finishedServerSpan();
     const recorded = JSON.stringify(databaseSpans().map((span) => span.attributes));
     expect(recorded).not.toContain(userId);
@@ -100,7 +110,7 @@ describe('request tracing', () => {
     const response = await testApp.app.inject({
       method: 'GET',
       url: `/user/${userId}`,
-      headers: { traceparent: `00-${traceId}-${parentSpanId}-01` },
+      headers: { authorization, traceparent: `00-${traceId}-${parentSpanId}-01` },
     });
     expect(response.statusCode).toBe(200);
 
@@ -111,7 +121,11 @@ describe('request tracing', () => {
   });
 
   it('puts the trace id of the server span into a 404 problem document', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` });
+    const response = await testApp.app.inject({
+      method: 'GET',
+      url: `/user/${randomUUID()}`,
+      headers: { authorization },
+    });
     expect(response.statusCode).toBe(404);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     const server = await finishedServerSpan();
@@ -133,7 +147,11 @@ describe('request tracing', () => {
   });
 
   it('writes the trace and span ids on the request log line', async () => {
-    const response = await testApp.app.inject({ method: 'GET', url: `/user/${userId}` });
+    const response = await testApp.app.inject({
+      method: 'GET',
+      url: `/user/${userId}`,
+      headers: { authorization },
+    });
     const server = await finishedServerSpan();
     const requestLine = testApp.logs
       .lines()
@@ -177,7 +195,7 @@ describe('request tracing', () => {
   });
 
   it('leaves the server span status unset when the response is a 4xx', async () => {
-    await testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}` });
+    await testApp.app.inject({ method: 'GET', url: `/user/${randomUUID()}`, headers: { authorization } });
     const server = await finishedServerSpan();
     expect(server.status.code).toBe(SpanStatusCode.UNSET);
   });
