@@ -1,8 +1,8 @@
-import type pg from 'pg';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { CryptoError } from './crypto.errors.ts';
 import type { FieldEncryption } from './field-encryption.ts';
+import { withRotationLock } from './rotation.repository.ts';
 import {
   countValuesToRotate,
   type RotationProgress,
@@ -199,7 +199,7 @@ async function runPass(
     };
   }
 
-  const outcome = await withRotationLock(database.pool, async () => {
+  const outcome = await withRotationLock(database.pool, ENCRYPTION_ROTATION_LOCK_KEY, async () => {
     for (const [index, spec] of settings.columns.entries()) {
       const report = columns[index];
       if (report === undefined || report.pending === 0) continue;
@@ -262,44 +262,6 @@ async function rotateColumn(
     report.error = errorMessage(error);
     logger.warn({ ...where, err: { message: report.error } }, 'encryption key rotation of a column failed');
     return null;
-  }
-}
-
-/**
- * Runs `work` while holding the rotation lock; undefined when another process holds it.
- *
- * Why a transaction-level lock held open on a dedicated connection:
- * `rotateEncryptedColumn` runs each batch through the pool (any connection,
- * one short transaction per batch), so no single batch transaction spans the
- * pass. A session lock (`pg_try_advisory_lock`) on a checked-out client would
- * span it too, but behind a transaction-pooling PgBouncer the unlock may reach
- * another server connection and the lock leaks. `pg_try_advisory_xact_lock`
- * inside an open transaction pins the connection everywhere and ends with it:
- * on rollback, on a crash, or if the server kills the idle transaction (in
- * which case the pass simply goes on unlocked, which is safe). The transaction
- * only ever takes this lock: it gets no transaction id and, under READ
- * COMMITTED, keeps no snapshot, so holding it does not hold back vacuum. It
- * costs one pool connection for the length of a pass that has work.
- */
-async function withRotationLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T | undefined> {
-  const client = await pool.connect();
-  let failure: Error | undefined;
-  try {
-    await client.query('begin');
-    const result = await client.query<{ is_locked: boolean }>(
-      'select pg_try_advisory_xact_lock($1::bigint) as is_locked',
-      [ENCRYPTION_ROTATION_LOCK_KEY],
-    );
-    if (result.rows[0]?.is_locked !== true) return undefined;
-    return await work();
-  } finally {
-    try {
-      await client.query('rollback');
-    } catch (error) {
-      // A broken connection must not go back to the pool.
-      failure = error instanceof Error ? error : new Error(String(error));
-    }
-    client.release(failure);
   }
 }
 

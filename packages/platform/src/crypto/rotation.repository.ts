@@ -1,4 +1,5 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type pg from 'pg';
 
 /**
  * A text column of encrypted values and the key that orders its rows.
@@ -82,4 +83,46 @@ export async function countRowsOutsidePrefix(
     from ${tableOf(target)}
     where ${column} is not null and not starts_with(${column}, ${prefix})`.execute(db);
   return Number(result.rows[0]?.count ?? 0);
+}
+
+/**
+ * Runs `work` while holding the rotation lock; undefined when another process holds it.
+ *
+ * Why a transaction-level lock held open on a dedicated connection:
+ * `rotateEncryptedColumn` runs each batch through the pool (any connection,
+ * one short transaction per batch), so no single batch transaction spans the
+ * pass. A session lock (`pg_try_advisory_lock`) on a checked-out client would
+ * span it too, but behind a transaction-pooling PgBouncer the unlock may reach
+ * another server connection and the lock leaks. `pg_try_advisory_xact_lock`
+ * inside an open transaction pins the connection everywhere and ends with it:
+ * on rollback, on a crash, or if the server kills the idle transaction (in
+ * which case the pass simply goes on unlocked, which is safe). The transaction
+ * only ever takes this lock: it gets no transaction id and, under READ
+ * COMMITTED, keeps no snapshot, so holding it does not hold back vacuum. It
+ * costs one pool connection for the length of a pass that has work.
+ */
+export async function withRotationLock<T>(
+  pool: pg.Pool,
+  lockKey: number,
+  work: () => Promise<T>,
+): Promise<T | undefined> {
+  const client = await pool.connect();
+  let failure: Error | undefined;
+  try {
+    await client.query('begin');
+    const result = await client.query<{ is_locked: boolean }>(
+      'select pg_try_advisory_xact_lock($1::bigint) as is_locked',
+      [lockKey],
+    );
+    if (result.rows[0]?.is_locked !== true) return undefined;
+    return await work();
+  } finally {
+    try {
+      await client.query('rollback');
+    } catch (error) {
+      // A broken connection must not go back to the pool.
+      failure = error instanceof Error ? error : new Error(String(error));
+    }
+    client.release(failure);
+  }
 }
