@@ -3,7 +3,6 @@ import { generateSigningKeyEntry } from '@keel/platform/auth';
 import { loadConfig, type PlatformConfig, PlatformConfigSchema, parseList } from '@keel/platform/config';
 import {
   countValuesToRotate,
-  type EncryptedColumnSpec,
   generateEncryptionKey,
   loadFieldCrypto,
   parseKeyring,

@@ -78,6 +78,14 @@ export async function openPlatformSecurity(options: {
   const redis = config.REDIS_URL
     ? createRedisClient({ url: config.REDIS_URL, logger, name: 'keel' })
     : undefined;
+  if (redis) {
+    // Commands fail until the first connection is up. A Redis that is down at
+    // start is not fatal: sessions fall back to the database and the auth
+    // limits answer 503 until it returns.
+    await waitForRedisReady(redis, { timeoutMs: 5000 }).catch(() =>
+      logger.warn('Redis is not reachable at start; continuing without it until it is'),
+    );
+  }
   const sessionCache = redis
     ? createRedisTtlCache<SessionState>({ redis, prefix: 'keel:auth:', logger })
     : createMemoryTtlCache<SessionState>({ maxEntries: 100_000 });

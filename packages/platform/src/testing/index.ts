@@ -1,4 +1,22 @@
 export {
+  type AccessMatrixCell,
+  AccessMatrixError,
+  describeMismatches,
+  expectationFor,
+  findMatrixGaps,
+  listRoutes,
+  type MatrixCaller,
+  type MatrixExpectation,
+  type MatrixMethod,
+  type MatrixObject,
+  type MatrixRequest,
+  type MatrixRoute,
+  type MatrixStatus,
+  meetsExpectation,
+  type RegisteredRoute,
+  runAccessMatrix,
+} from './access-matrix.ts';
+export {
   createTestAccount,
   createTestApiKey,
   type SignedIn,
