@@ -73,3 +73,11 @@ export function sessionCacheKey(sessionId: string): string {
 export function apiKeyCacheKey(keyId: string): string {
   return `api-key:${keyId}`;
 }
+
+/** Drops cached session states so a revocation or role change applies on the next request. */
+export async function forgetSessions(
+  deps: Pick<IdentityDependencies, 'sessionCache'>,
+  sessionIds: readonly string[],
+) {
+  if (sessionIds.length > 0) await deps.sessionCache.delete(sessionIds.map(sessionCacheKey));
+}

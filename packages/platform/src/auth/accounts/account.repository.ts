@@ -420,37 +420,23 @@ export async function insertMfaChallenge(
 
 export type MfaChallenge = { accountId: string; purpose: MfaChallengePurpose; failedAttempts: number };
 
-/** The live challenge for a token, row-locked so attempts on it are counted one at a time. */
-export async function lockLiveMfaChallenge(
-  db: IdentityDb,
-  hash: Buffer,
-  now: Date,
-): Promise<MfaChallenge | undefined> {
-  const row = await db
-    .selectFrom('platform.mfa_challenges')
-    .select(['account_id', 'purpose', 'failed_attempts'])
-    .where('token_hash', '=', hash)
-    .where('consumed_at', 'is', null)
-    .where('expires_at', '>', now)
-    .forUpdate()
-    .executeTakeFirst();
-  return row
-    ? { accountId: row.account_id, purpose: row.purpose, failedAttempts: row.failed_attempts }
-    : undefined;
-}
-
+/**
+ * The live (unconsumed, unexpired) challenge for a token. With `isLocked` the
+ * row is locked so attempts on one challenge are counted one at a time.
+ */
 export async function findLiveMfaChallenge(
   db: IdentityDb,
   hash: Buffer,
   now: Date,
+  options: { isLocked: boolean } = { isLocked: false },
 ): Promise<MfaChallenge | undefined> {
-  const row = await db
+  const query = db
     .selectFrom('platform.mfa_challenges')
     .select(['account_id', 'purpose', 'failed_attempts'])
     .where('token_hash', '=', hash)
     .where('consumed_at', 'is', null)
-    .where('expires_at', '>', now)
-    .executeTakeFirst();
+    .where('expires_at', '>', now);
+  const row = await (options.isLocked ? query.forUpdate() : query).executeTakeFirst();
   return row
     ? { accountId: row.account_id, purpose: row.purpose, failedAttempts: row.failed_attempts }
     : undefined;

@@ -15,10 +15,10 @@ import {
 } from '../auth.errors.ts';
 import {
   auditAuthEvent,
+  forgetSessions,
   type IdentityDependencies,
   identityDb,
   type RequestOrigin,
-  sessionCacheKey,
 } from '../identity.context.ts';
 import type { IdentityTables } from '../identity.tables.ts';
 import { generateRecoveryCodes, hashRecoveryCode } from '../mfa/index.ts';
@@ -75,8 +75,40 @@ export function createAccountService(deps: IdentityDependencies) {
     if (violation !== undefined) throw weakPassword(pointer, `The password ${POLICY_MESSAGES[violation]}`);
   }
 
-  async function invalidateAccountSessions(sessionIds: readonly string[]): Promise<void> {
-    if (sessionIds.length > 0) await deps.sessionCache.delete(sessionIds.map(sessionCacheKey));
+  const invalidateAccountSessions = (sessionIds: readonly string[]) => forgetSessions(deps, sessionIds);
+
+  /** Grants or revokes a role (idempotently), audits a real change, and applies it to live sessions now. */
+  async function changeRole(
+    actor: { id: string },
+    accountId: string,
+    role: string,
+    change: 'granted' | 'revoked',
+    origin: RequestOrigin,
+  ): Promise<string[]> {
+    const roles = await db.transaction(async (trx) => {
+      const account = await lockAccount(trx, accountId);
+      if (account === undefined) throw accountNotFound();
+      const isChanged =
+        change === 'granted'
+          ? await insertRoleGrant(trx, { accountId, role, grantedBy: actor.id, now: clock.now() })
+          : await deleteRoleGrant(trx, accountId, role);
+      if (isChanged) {
+        await auditAuthEvent(trx, origin, {
+          actorType: 'user',
+          actorId: actor.id,
+          action: `auth.role_${change}`,
+          resourceType: 'account',
+          resourceId: accountId,
+          outcome: 'success',
+          changes: { role },
+          occurredAt: clock.now(),
+        });
+      }
+      return findRoles(trx, accountId);
+    });
+    // Permissions come from the cached session state: drop it so the change applies now.
+    await invalidateAccountSessions(await liveSessionIds(accountId));
+    return roles;
   }
 
   function liveSessionIds(accountId: string): Promise<string[]> {
@@ -354,26 +386,7 @@ export function createAccountService(deps: IdentityDependencies) {
       origin: RequestOrigin,
     ): Promise<string[]> {
       if (!deps.roles.roles.has(role)) throw unknownRole(role);
-      const roles = await db.transaction(async (trx) => {
-        const account = await lockAccount(trx, accountId);
-        if (account === undefined) throw accountNotFound();
-        const isNew = await insertRoleGrant(trx, { accountId, role, grantedBy: actor.id, now: clock.now() });
-        if (isNew) {
-          await auditAuthEvent(trx, origin, {
-            actorType: 'user',
-            actorId: actor.id,
-            action: 'auth.role_granted',
-            resourceType: 'account',
-            resourceId: accountId,
-            outcome: 'success',
-            changes: { role },
-            occurredAt: clock.now(),
-          });
-        }
-        return findRoles(trx, accountId);
-      });
-      await invalidateAccountSessions(await liveSessionIds(accountId));
-      return roles;
+      return changeRole(actor, accountId, role, 'granted', origin);
     },
 
     async revokeRole(
@@ -383,26 +396,7 @@ export function createAccountService(deps: IdentityDependencies) {
       origin: RequestOrigin,
     ): Promise<string[]> {
       if (actor.id === accountId && role === PLATFORM_ADMIN_ROLE) throw cannotChangeOwnAccess();
-      const roles = await db.transaction(async (trx) => {
-        const account = await lockAccount(trx, accountId);
-        if (account === undefined) throw accountNotFound();
-        if (await deleteRoleGrant(trx, accountId, role)) {
-          await auditAuthEvent(trx, origin, {
-            actorType: 'user',
-            actorId: actor.id,
-            action: 'auth.role_revoked',
-            resourceType: 'account',
-            resourceId: accountId,
-            outcome: 'success',
-            changes: { role },
-            occurredAt: clock.now(),
-          });
-        }
-        return findRoles(trx, accountId);
-      });
-      // Permissions come from the cached session state: drop it so the change applies now.
-      await invalidateAccountSessions(await liveSessionIds(accountId));
-      return roles;
+      return changeRole(actor, accountId, role, 'revoked', origin);
     },
 
     /** Disables an account and ends all its sessions; its tokens stop working at once. */

@@ -6,11 +6,11 @@ import {
   deleteLoginThrottle,
   enableMfa,
   findAccountByEmail,
+  findLiveMfaChallenge,
   findLoginLock,
   findRoles,
   insertMfaChallenge,
   lockAccount,
-  lockLiveMfaChallenge,
   recordLoginFailure,
   recordMfaChallengeFailure,
   replaceRecoveryCodes,
@@ -28,6 +28,7 @@ import {
 } from '../auth.errors.ts';
 import {
   auditAuthEvent,
+  forgetSessions,
   type IdentityDependencies,
   identityDb,
   type RequestOrigin,
@@ -110,8 +111,26 @@ export function createSessionService(deps: IdentityDependencies) {
     };
   }
 
-  async function invalidateSessions(sessionIds: readonly string[]): Promise<void> {
-    if (sessionIds.length > 0) await deps.sessionCache.delete(sessionIds.map(sessionCacheKey));
+  const invalidateSessions = (sessionIds: readonly string[]) => forgetSessions(deps, sessionIds);
+
+  /** The audit record of a completed sign-in, in the transaction that created the session. */
+  function auditLoginSucceeded(
+    trx: Trx,
+    origin: RequestOrigin,
+    accountId: string,
+    tokens: SessionTokens,
+    methods: readonly string[],
+  ) {
+    return auditAuthEvent(trx, origin, {
+      actorType: 'user',
+      actorId: accountId,
+      action: 'auth.login_succeeded',
+      resourceType: 'session',
+      resourceId: tokens.sessionId,
+      outcome: 'success',
+      changes: { authenticationMethods: [...methods] },
+      occurredAt: clock.now(),
+    });
   }
 
   /** Verifies a TOTP or recovery code for an account inside the caller's transaction. */
@@ -214,16 +233,7 @@ export function createSessionService(deps: IdentityDependencies) {
           return { status: 'mfa_required', mfaToken, expiresAt, isEnrolmentRequired } as const;
         }
         const tokens = await startSession(trx, account, ['pwd'], origin);
-        await auditAuthEvent(trx, origin, {
-          actorType: 'user',
-          actorId: account.id,
-          action: 'auth.login_succeeded',
-          resourceType: 'session',
-          resourceId: tokens.sessionId,
-          outcome: 'success',
-          changes: { authenticationMethods: ['pwd'] },
-          occurredAt: clock.now(),
-        });
+        await auditLoginSucceeded(trx, origin, account.id, tokens, ['pwd']);
         return { status: 'authenticated', tokens } as const;
       });
     },
@@ -240,7 +250,7 @@ export function createSessionService(deps: IdentityDependencies) {
     ): Promise<MfaVerification> {
       const challengeHash = hashSecretToken(input.mfaToken);
       const outcome = await db.transaction(async (trx) => {
-        const challenge = await lockLiveMfaChallenge(trx, challengeHash, clock.now());
+        const challenge = await findLiveMfaChallenge(trx, challengeHash, clock.now(), { isLocked: true });
         if (challenge === undefined) return { kind: 'invalid_challenge' } as const;
         const account = await lockAccount(trx, challenge.accountId);
         if (account === undefined || account.status !== 'active' || account.mfaSecret === null) {
@@ -265,16 +275,7 @@ export function createSessionService(deps: IdentityDependencies) {
             outcome: 'success',
             occurredAt: clock.now(),
           });
-          await auditAuthEvent(trx, origin, {
-            actorType: 'user',
-            actorId: account.id,
-            action: 'auth.login_succeeded',
-            resourceType: 'session',
-            resourceId: tokens.sessionId,
-            outcome: 'success',
-            changes: { authenticationMethods: ['pwd', 'otp'] },
-            occurredAt: clock.now(),
-          });
+          await auditLoginSucceeded(trx, origin, account.id, tokens, ['pwd', 'otp']);
           return { kind: 'ok', verification: { tokens, recoveryCodes } } as const;
         }
         if (account.mfaEnabledAt === null) return { kind: 'invalid_challenge' } as const;
@@ -282,16 +283,7 @@ export function createSessionService(deps: IdentityDependencies) {
         if (method === undefined) return { kind: 'wrong_code', accountId: account.id } as const;
         await consumeMfaChallenge(trx, challengeHash, clock.now());
         const tokens = await startSession(trx, account, ['pwd', method], origin);
-        await auditAuthEvent(trx, origin, {
-          actorType: 'user',
-          actorId: account.id,
-          action: 'auth.login_succeeded',
-          resourceType: 'session',
-          resourceId: tokens.sessionId,
-          outcome: 'success',
-          changes: { authenticationMethods: ['pwd', method] },
-          occurredAt: clock.now(),
-        });
+        await auditLoginSucceeded(trx, origin, account.id, tokens, ['pwd', method]);
         return { kind: 'ok', verification: { tokens } } as const;
       });
 
