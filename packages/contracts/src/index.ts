@@ -1,4 +1,12 @@
-// Event schemas shared between services (STYLE.md rule 3) live here. None
-// exist yet: the first, `orders.order_placed.v1` and its envelope, arrive with
-// the jobs-and-events work. Services import contracts, never each other.
-export {};
+// Event schemas shared between services (STYLE.md rule 3) live here, each a
+// `defineEvent` contract in `<service>.events.ts`. Services import contracts,
+// never each other.
+export {
+  defineEvent,
+  EVENT_TYPE_PATTERN,
+  type EventDefinition,
+  type EventEnvelope,
+  EventValidationError,
+  type EventValidationProblem,
+  envelopeSchema,
+} from './envelope.ts';

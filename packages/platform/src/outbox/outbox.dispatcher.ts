@@ -1,0 +1,393 @@
+import { performance } from 'node:perf_hooks';
+import type { EventEnvelope } from '@keel/contracts';
+import type { Database } from '../db/database.ts';
+import { assertNever, isAppError } from '../errors/index.ts';
+import type { Clock } from '../module/service-module.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Registry } from '../observability/metrics.ts';
+import { listenForNotifications, type NotificationListener } from './outbox.listener.ts';
+import { createOutboxMetrics, type DeliveryOutcome, type OutboxMetrics } from './outbox.metrics.ts';
+import {
+  createHandlerSavepoint,
+  deleteDeliveries,
+  deleteInboxEntries,
+  EVENTS_CHANNEL,
+  insertInboxEntries,
+  lockDueDeliveries,
+  MAX_DELIVERIES_PER_TRANSACTION,
+  type OutboxTables,
+  replaceSubscription,
+  rollbackToHandlerSavepoint,
+  setAsynchronousCommit,
+  updateDeliveryFailure,
+} from './outbox.repository.ts';
+import { listDeadLetters, replayDeadLetter, runHandlerInSpan } from './outbox.service.ts';
+import {
+  classifyFailure,
+  computeRetryDelayMs,
+  DEFAULT_RETRY_POLICY,
+  type DeadLetter,
+  type EventPublisher,
+  isSubscribedTo,
+  type RetryPolicy,
+  type Subscription,
+  toPublisherSubscription,
+  validateSubscriptions,
+} from './outbox.ts';
+
+export type EventBusOptions = {
+  database: Database;
+  logger: Logger;
+  subscriptions: readonly Subscription[];
+  /** Relays to another transport (see `EventPublisher`); delivered like ordered subscriptions. */
+  publishers?: readonly EventPublisher[];
+  /** How often an idle dispatcher looks for due deliveries when no notification woke it. */
+  pollIntervalMs: number;
+  /** Deliveries one `runOnce` handles at most. */
+  batchSize: number;
+  /** Decides when a retry is due; tests move it forward instead of waiting. */
+  clock: Clock;
+  /** Deliveries handled in parallel, each on its own pooled connection (default 4). */
+  concurrency?: number;
+  /** Default backoff for subscriptions without their own (1 s doubling up to 5 min). */
+  retry?: RetryPolicy;
+  /** Jitter source in [0, 1); tests pin it. */
+  random?: () => number;
+  /** Wake on LISTEN/NOTIFY instead of waiting for the next poll (default true). */
+  isListening?: boolean;
+};
+
+export type EventBus = {
+  /** Records this bus's subscriptions in the database; events emitted afterwards are fanned out to them. `start` and `runOnce` call it. */
+  register(): Promise<void>;
+  /** Registers, starts listening and dispatches in the background until `stop`. */
+  start(): Promise<void>;
+  /** Stops claiming, waits for handlers in flight to finish, closes the listener. */
+  stop(): Promise<void>;
+  /** Handles due deliveries until none is left or `batchSize` were attempted; returns how many were attempted. */
+  runOnce(): Promise<number>;
+  listDeadLetters(subscriber?: string): Promise<DeadLetter[]>;
+  replayDeadLetter(subscriber: string, eventId: string): Promise<void>;
+  registerMetrics(registry: Registry): void;
+};
+
+type Attempt =
+  | { kind: 'delivered'; lagSeconds: number; handlerSeconds: number }
+  | { kind: 'duplicate' }
+  | { kind: 'unsubscribed' }
+  | { kind: 'retrying' | 'dead'; error: unknown; errorCode: string; attempts: number; nextAttemptAt: Date };
+
+type DeliveryAttempt = { event: EventEnvelope; position: string; attempt: Attempt };
+
+/**
+ * Delivers committed outbox events to this process's subscriptions, at least
+ * once, with an exactly-once effect. A worker claims a batch of one
+ * subscriber's due deliveries (`FOR UPDATE SKIP LOCKED`, so any number of
+ * dispatchers in any number of processes share the work and never run the
+ * same delivery twice at once), records the events in the subscriber's inbox,
+ * runs each handler behind a savepoint, deletes the finished deliveries and
+ * commits, all in one transaction. A failing handler's work is rolled back to
+ * its savepoint and, still under the lock, the attempt is counted and the
+ * next one scheduled with exponential backoff, or the delivery is
+ * dead-lettered (permanent error, or `maxAttempts` reached). Emitters NOTIFY
+ * at commit, which wakes an idle dispatcher at once; polling every
+ * `pollIntervalMs` is the fallback.
+ *
+ * @example
+ * const bus = createEventBus({
+ *   database, logger, clock: systemClock, pollIntervalMs: 1000, batchSize: 100,
+ *   subscriptions: [{
+ *     name: 'orders.analytics', eventTypes: ['orders.order_placed.v1'],
+ *     isOrderedPerAggregate: true, maxAttempts: 10,
+ *     handler: (event, trx) => projectOrderPlaced(trx, OrderPlacedV1.parse(event)),
+ *   }],
+ * });
+ * await bus.start();
+ * // on shutdown:
+ * await bus.stop();
+ */
+export function createEventBus(options: EventBusOptions): EventBus {
+  const subscriptions = [
+    ...options.subscriptions,
+    ...(options.publishers ?? []).map(toPublisherSubscription),
+  ];
+  validateSubscriptions(subscriptions);
+  const { database, logger, clock } = options;
+  const db = database.typed<OutboxTables>();
+  const concurrency = options.concurrency ?? 4;
+  const retry = options.retry ?? DEFAULT_RETRY_POLICY;
+  const random = options.random ?? Math.random;
+  let metrics: OutboxMetrics | undefined;
+
+  let registration: Promise<void> | undefined;
+  function register(): Promise<void> {
+    registration ??= db
+      .transaction(async (trx) => {
+        for (const subscription of subscriptions) {
+          await replaceSubscription(trx, subscription.name, subscription.eventTypes);
+        }
+      })
+      .catch((error: unknown) => {
+        registration = undefined;
+        throw error;
+      });
+    return registration;
+  }
+
+  /**
+   * Claims up to `limit` due deliveries of one subscriber and handles them in
+   * one transaction, each handler behind its own savepoint. Returns how many
+   * deliveries it attempted (0: nothing due).
+   */
+  async function deliverBatch(subscription: Subscription, limit: number): Promise<number> {
+    const attempts = await db.transaction(async (trx): Promise<DeliveryAttempt[]> => {
+      const now = clock.now();
+      const claimed = await lockDueDeliveries(trx, {
+        subscriber: subscription.name,
+        isOrdered: subscription.isOrderedPerAggregate,
+        now,
+        limit,
+      });
+      if (claimed.length === 0) return [];
+      // The handlers' writes and the deliveries' deletion are lost together if
+      // the database crashes before the WAL is flushed, so the events are
+      // simply delivered again: no fsync wait needed for correctness.
+      await setAsynchronousCommit(trx);
+      const wanted = claimed.filter((delivery) => isSubscribedTo(subscription, delivery.event.type));
+      const firstDeliveries = await insertInboxEntries(
+        trx,
+        subscription.name,
+        wanted.map((delivery) => delivery.event.id),
+      );
+      const finished: string[] = [];
+      const failedEventIds: string[] = [];
+      const results: DeliveryAttempt[] = [];
+      for (const delivery of claimed) {
+        const { event, position } = delivery;
+        if (!isSubscribedTo(subscription, event.type)) {
+          // Fanned out before the subscription dropped this type.
+          finished.push(position);
+          results.push({ event, position, attempt: { kind: 'unsubscribed' } });
+          continue;
+        }
+        if (!firstDeliveries.has(event.id)) {
+          // Already in the inbox: handled before, so no second effect.
+          finished.push(position);
+          results.push({ event, position, attempt: { kind: 'duplicate' } });
+          continue;
+        }
+        await createHandlerSavepoint(trx);
+        const startedAt = performance.now();
+        try {
+          await runHandlerInSpan(trx, subscription, event);
+          const handlerSeconds = (performance.now() - startedAt) / 1000;
+          finished.push(position);
+          results.push({ event, position, attempt: { kind: 'delivered', lagSeconds: 0, handlerSeconds } });
+        } catch (error) {
+          await rollbackToHandlerSavepoint(trx);
+          failedEventIds.push(event.id);
+          const failure = classifyFailure(error);
+          const attemptCount = delivery.attempts + 1;
+          const isDead = failure.isPermanent || attemptCount >= subscription.maxAttempts;
+          const delayMs = computeRetryDelayMs(attemptCount, subscription.retry ?? retry, random);
+          const nextAttemptAt = new Date(now.getTime() + delayMs);
+          await updateDeliveryFailure(trx, {
+            subscriber: subscription.name,
+            position,
+            attempts: attemptCount,
+            errorCode: failure.code,
+            attemptedAt: now,
+            nextAttemptAt,
+            isDead,
+          });
+          results.push({
+            event,
+            position,
+            attempt: {
+              kind: isDead ? 'dead' : 'retrying',
+              error,
+              errorCode: failure.code,
+              attempts: attemptCount,
+              nextAttemptAt,
+            },
+          });
+        }
+      }
+      const lags = await deleteDeliveries(trx, subscription.name, finished);
+      await deleteInboxEntries(trx, subscription.name, failedEventIds);
+      for (const result of results) {
+        if (result.attempt.kind === 'delivered') result.attempt.lagSeconds = lags.get(result.position) ?? 0;
+      }
+      return results;
+    });
+    for (const { event, attempt } of attempts) report(subscription.name, event, attempt);
+    return attempts.length;
+  }
+
+  /** Logs and counts an attempt once its transaction has committed. */
+  function report(subscriber: string, event: EventEnvelope, attempt: Attempt): void {
+    const outcome = toOutcome(subscriber, attempt);
+    if (outcome !== undefined) metrics?.record(outcome);
+    if (attempt.kind !== 'retrying' && attempt.kind !== 'dead') return;
+    const fields = {
+      subscriber,
+      eventId: event.id,
+      eventType: event.type,
+      attempt: attempt.attempts,
+      errorCode: attempt.errorCode,
+      // AppErrors are described by their code; anything else is unexpected and
+      // needs its message to be diagnosed. Payloads are never logged.
+      ...(isAppError(attempt.error) ? {} : { err: describeError(attempt.error) }),
+    };
+    if (attempt.kind === 'dead') logger.error(fields, 'event delivery dead-lettered');
+    else logger.warn({ ...fields, nextAttemptAt: attempt.nextAttemptAt }, 'event handler failed; will retry');
+  }
+
+  let isStopping = false;
+  // Which subscriber a worker serves next: workers take turns over all of
+  // them, so a subscriber with a backlog cannot starve the others.
+  let rotation = 0;
+  function nextSubscription(exhausted: ReadonlySet<string>): Subscription | undefined {
+    for (let step = 0; step < subscriptions.length; step += 1) {
+      const candidate = subscriptions[rotation % subscriptions.length];
+      rotation = (rotation + 1) % subscriptions.length;
+      if (candidate !== undefined && !exhausted.has(candidate.name)) return candidate;
+    }
+    return undefined;
+  }
+
+  async function runOnce(): Promise<number> {
+    await register();
+    let attempted = 0;
+    const errors: unknown[] = [];
+    // Subscribers with nothing due (or only deliveries held back behind an
+    // ordered predecessor in flight) are not asked again in this run; the
+    // loop runs again at once after a run that found work.
+    const exhausted = new Set<string>();
+    const work = async () => {
+      while (!isStopping && attempted < options.batchSize && errors.length === 0) {
+        const subscription = nextSubscription(exhausted);
+        if (subscription === undefined) return;
+        const limit = Math.min(MAX_DELIVERIES_PER_TRANSACTION, options.batchSize - attempted);
+        // Reserved before the await so that parallel workers stay within batchSize.
+        attempted += limit;
+        let delivered = 0;
+        try {
+          delivered = await deliverBatch(subscription, limit);
+        } catch (error) {
+          errors.push(error);
+        }
+        attempted -= limit - delivered;
+        if (delivered === 0) exhausted.add(subscription.name);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, work));
+    if (errors.length > 0) throw errors[0];
+    return attempted;
+  }
+
+  let wakePending = false;
+  let wakeUp: (() => void) | undefined;
+  function wake(): void {
+    wakePending = true;
+    wakeUp?.();
+  }
+  function sleepUntilWoken(ms: number): Promise<void> {
+    if (wakePending) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wakeUp = done;
+    });
+  }
+
+  async function runLoop(): Promise<void> {
+    while (!isStopping) {
+      // Anything committed before this point is visible to the run below.
+      wakePending = false;
+      let attempted = 0;
+      try {
+        attempted = await runOnce();
+      } catch (error) {
+        logger.warn({ err: describeError(error) }, 'event dispatch failed; retrying after the poll interval');
+      }
+      // Work found means more may be due (an ordered aggregate's next event).
+      if (attempted === 0 && !isStopping) await sleepUntilWoken(options.pollIntervalMs);
+    }
+  }
+
+  let running: Promise<void> | undefined;
+  let starting: Promise<void> | undefined;
+  let listener: NotificationListener | undefined;
+  return {
+    register,
+    start() {
+      starting ??= (async () => {
+        isStopping = false;
+        await register();
+        if (options.isListening ?? true) {
+          listener = await listenForNotifications({
+            connection: database.pool.options,
+            channel: EVENTS_CHANNEL,
+            logger,
+            onNotification: wake,
+          });
+        }
+        running = runLoop();
+      })().catch((error: unknown) => {
+        starting = undefined;
+        throw error;
+      });
+      return starting;
+    },
+    async stop() {
+      await starting?.catch(() => undefined);
+      isStopping = true;
+      wake();
+      await running;
+      running = undefined;
+      starting = undefined;
+      await listener?.close();
+      listener = undefined;
+    },
+    runOnce,
+    listDeadLetters: (subscriber) =>
+      listDeadLetters(database, subscriber === undefined ? {} : { subscriber }),
+    replayDeadLetter: (subscriber, eventId) => replayDeadLetter(database, subscriber, eventId),
+    registerMetrics(registry) {
+      metrics = createOutboxMetrics(registry);
+    },
+  };
+}
+
+function toOutcome(subscriber: string, attempt: Attempt): DeliveryOutcome | undefined {
+  switch (attempt.kind) {
+    case 'delivered':
+      return {
+        kind: 'delivered',
+        subscriber,
+        lagSeconds: attempt.lagSeconds,
+        handlerSeconds: attempt.handlerSeconds,
+      };
+    case 'duplicate':
+    case 'retrying':
+    case 'dead':
+      return { kind: attempt.kind, subscriber };
+    case 'unsubscribed':
+      return undefined;
+    default:
+      return assertNever(attempt);
+  }
+}
+
+function describeError(error: unknown): { name: string; message: string; code?: string } {
+  if (!(error instanceof Error)) return { name: 'non-error', message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string'
+    ? { name: error.name, message: error.message, code }
+    : { name: error.name, message: error.message };
+}

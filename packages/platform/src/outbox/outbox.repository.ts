@@ -1,0 +1,420 @@
+import type { EventEnvelope } from '@keel/contracts';
+import type { ColumnType, GeneratedAlways, Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { DeadLetter } from './outbox.ts';
+
+export type OutboxEventsTable = {
+  position: GeneratedAlways<string>;
+  id: string;
+  type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  occurred_at: Date;
+  schema_version: number;
+  traceparent: string | null;
+  payload: ColumnType<unknown, string, never>;
+  created_at: ColumnType<Date, never, never>;
+};
+
+export type EventSubscriptionsTable = {
+  subscriber: string;
+  event_type: string;
+  registered_at: ColumnType<Date, never, never>;
+};
+
+export type EventDeliveriesTable = {
+  subscriber: string;
+  position: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  status: 'pending' | 'dead';
+  attempts: number;
+  next_attempt_at: Date;
+  last_error_code: string | null;
+  last_attempted_at: Date | null;
+  dead_at: Date | null;
+  created_at: ColumnType<Date, never, never>;
+};
+
+export type EventInboxTable = {
+  subscriber: string;
+  event_id: string;
+  processed_at: ColumnType<Date, never, never>;
+};
+
+export type OutboxTables = {
+  'platform.outbox_events': OutboxEventsTable;
+  'platform.event_subscriptions': EventSubscriptionsTable;
+  'platform.event_deliveries': EventDeliveriesTable;
+  'platform.event_inbox': EventInboxTable;
+};
+
+/** The channel `emitEvent` notifies and dispatchers listen on. */
+export const EVENTS_CHANNEL = 'keel_events';
+
+/**
+ * Inserts the event and, in the same statement, one pending delivery per
+ * subscriber of its type (fan-out at emit time), then notifies dispatchers if
+ * anyone subscribes. One round trip. Returns the number of deliveries.
+ */
+export async function insertEvent(
+  db: Kysely<OutboxTables>,
+  event: EventEnvelope,
+  isNotifying: boolean,
+): Promise<number> {
+  const result = await sql<{ deliveries: number }>`
+    with event as (
+      insert into platform.outbox_events
+        (id, type, aggregate_type, aggregate_id, occurred_at, schema_version, traceparent, payload)
+      values (
+        ${event.id}, ${event.type}, ${event.aggregateType}, ${event.aggregateId},
+        ${event.occurredAt}::timestamptz, ${event.schemaVersion}, ${event.traceparent ?? null},
+        ${JSON.stringify(event.payload)}::jsonb
+      )
+      returning position
+    ), fanned_out as (
+      insert into platform.event_deliveries (subscriber, position, aggregate_type, aggregate_id)
+      select distinct s.subscriber, event.position, ${event.aggregateType}, ${event.aggregateId}
+      from event cross join platform.event_subscriptions s
+      where s.event_type = ${event.type} or s.event_type = '*'
+      returning 1
+    )
+    select
+      (select count(*) from fanned_out)::int as deliveries,
+      -- At most one notification per event, and none when nobody listens for it;
+      -- Postgres folds identical notifications of one transaction into one anyway.
+      (select count(*) from (
+        select pg_notify(${EVENTS_CHANNEL}, '') from (select 1 from fanned_out limit 1) as any_delivery
+        where ${isNotifying}::boolean
+      ) as notified)::int as notifications`.execute(db);
+  return result.rows[0]?.deliveries ?? 0;
+}
+
+/**
+ * Makes the subscriber's rows list exactly `eventTypes`. Events emitted from
+ * now on are fanned out to it; earlier ones are not.
+ */
+export async function replaceSubscription(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  eventTypes: readonly string[],
+): Promise<void> {
+  await db
+    .deleteFrom('platform.event_subscriptions')
+    .where('subscriber', '=', subscriber)
+    .where('event_type', 'not in', [...eventTypes])
+    .execute();
+  await db
+    .insertInto('platform.event_subscriptions')
+    .values(eventTypes.map((eventType) => ({ subscriber, event_type: eventType })))
+    .onConflict((conflict) => conflict.doNothing())
+    .execute();
+}
+
+/** Removes a subscriber's subscription rows and every delivery still queued or dead for it. */
+export async function deleteSubscriber(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+): Promise<{ deliveries: number }> {
+  await db.deleteFrom('platform.event_subscriptions').where('subscriber', '=', subscriber).execute();
+  const deleted = await db
+    .deleteFrom('platform.event_deliveries')
+    .where('subscriber', '=', subscriber)
+    .executeTakeFirst();
+  return { deliveries: Number(deleted.numDeletedRows) };
+}
+
+export type ClaimedDelivery = {
+  subscriber: string;
+  position: string;
+  attempts: number;
+  event: EventEnvelope;
+};
+
+type ClaimedRow = {
+  subscriber: string;
+  position: string;
+  attempts: number;
+  id: string;
+  type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  occurred_at: Date;
+  schema_version: number;
+  traceparent: string | null;
+  payload: unknown;
+};
+
+/**
+ * Locks up to `limit` of `subscriber`'s oldest due deliveries that no other
+ * transaction holds (SKIP LOCKED: concurrent dispatchers, in this process or
+ * others, each take different rows). For an ordered subscriber a delivery is
+ * only due when no earlier delivery of the same aggregate is pending, so at
+ * most one per aggregate is taken and the earlier one has to succeed or be
+ * dead-lettered first. The locks last until the caller's transaction ends, so
+ * a crashed dispatcher releases them at once. Returned in emit order.
+ *
+ * One subscriber per query on purpose: with `subscriber = $1` the planner
+ * walks `event_deliveries_pending_idx` in position order and stops after
+ * `limit` rows; a query over several subscribers let it collect and sort the
+ * whole backlog on every claim.
+ */
+export async function lockDueDeliveries(
+  db: Kysely<OutboxTables>,
+  options: { subscriber: string; isOrdered: boolean; now: Date; limit: number },
+): Promise<ClaimedDelivery[]> {
+  const result = await sql<ClaimedRow>`
+    select
+      d.subscriber, d.position::text as position, d.attempts,
+      e.id::text as id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
+      e.schema_version, e.traceparent, e.payload
+    from platform.event_deliveries d
+    join platform.outbox_events e on e.position = d.position
+    where d.subscriber = ${options.subscriber}
+      and d.status = 'pending'
+      and d.next_attempt_at <= ${options.now}
+      and (
+        not ${options.isOrdered}::boolean
+        or not exists (
+          select 1 from platform.event_deliveries earlier
+          where earlier.subscriber = d.subscriber
+            and earlier.aggregate_type = d.aggregate_type
+            and earlier.aggregate_id = d.aggregate_id
+            and earlier.status = 'pending'
+            and earlier.position < d.position
+        )
+      )
+    order by d.position
+    limit ${options.limit}
+    for update of d skip locked`.execute(db);
+  return result.rows.map((row) => ({
+    subscriber: row.subscriber,
+    position: row.position,
+    attempts: row.attempts,
+    event: toEnvelope(row),
+  }));
+}
+
+function toEnvelope(row: Omit<ClaimedRow, 'subscriber' | 'position' | 'attempts'>): EventEnvelope {
+  return {
+    id: row.id,
+    type: row.type,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    occurredAt: row.occurred_at.toISOString(),
+    schemaVersion: row.schema_version,
+    ...(row.traceparent === null ? {} : { traceparent: row.traceparent }),
+    payload: row.payload,
+  };
+}
+
+/** Makes the rest of the caller's transaction commit without waiting for the WAL flush. */
+export async function setAsynchronousCommit(db: Kysely<OutboxTables>): Promise<void> {
+  await sql`set local synchronous_commit = off`.execute(db);
+}
+
+/** Records that `subscriber` handled `eventId`; false when it already had (a redelivery). */
+export async function insertInboxEntry(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  eventId: string,
+): Promise<boolean> {
+  const inserted = await db
+    .insertInto('platform.event_inbox')
+    .values({ subscriber, event_id: eventId })
+    .onConflict((conflict) => conflict.doNothing())
+    .returning('event_id')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+/** `insertInboxEntry` for many events in one statement; returns the ids that were not there yet. */
+export async function insertInboxEntries(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  eventIds: readonly string[],
+): Promise<Set<string>> {
+  if (eventIds.length === 0) return new Set();
+  const result = await sql<{ event_id: string }>`
+    insert into platform.event_inbox (subscriber, event_id)
+    select ${subscriber}, unnest(${[...eventIds]}::uuid[])
+    on conflict do nothing
+    returning event_id::text as event_id`.execute(db);
+  return new Set(result.rows.map((row) => row.event_id));
+}
+
+/** Takes back inbox entries of events whose handler failed (its work was rolled back). */
+export async function deleteInboxEntries(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  eventIds: readonly string[],
+): Promise<void> {
+  if (eventIds.length === 0) return;
+  await sql`
+    delete from platform.event_inbox
+    where subscriber = ${subscriber} and event_id = any(${[...eventIds]}::uuid[])`.execute(db);
+}
+
+/** Removes finished deliveries; returns each one's seconds since it was emitted (the delivery lag), by position. */
+export async function deleteDeliveries(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  positions: readonly string[],
+): Promise<Map<string, number>> {
+  if (positions.length === 0) return new Map();
+  const result = await sql<{ position: string; lag_seconds: number }>`
+    delete from platform.event_deliveries
+    where subscriber = ${subscriber} and position = any(${[...positions]}::bigint[])
+    returning position::text as position, extract(epoch from clock_timestamp() - created_at)::float8 as lag_seconds`.execute(
+    db,
+  );
+  return new Map(result.rows.map((row) => [row.position, row.lag_seconds]));
+}
+
+/** Counts a failed attempt: schedules the next one, or dead-letters the delivery when `isDead`. */
+export async function updateDeliveryFailure(
+  db: Kysely<OutboxTables>,
+  failure: {
+    subscriber: string;
+    position: string;
+    attempts: number;
+    errorCode: string;
+    attemptedAt: Date;
+    nextAttemptAt: Date;
+    isDead: boolean;
+  },
+): Promise<void> {
+  await db
+    .updateTable('platform.event_deliveries')
+    .set({
+      attempts: failure.attempts,
+      last_error_code: failure.errorCode.slice(0, 200),
+      last_attempted_at: failure.attemptedAt,
+      status: failure.isDead ? 'dead' : 'pending',
+      next_attempt_at: failure.nextAttemptAt,
+      dead_at: failure.isDead ? failure.attemptedAt : null,
+    })
+    .where('subscriber', '=', failure.subscriber)
+    .where('position', '=', failure.position)
+    .execute();
+}
+
+type DeadLetterRow = {
+  subscriber: string;
+  event_id: string;
+  type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  occurred_at: Date;
+  attempts: number;
+  last_error_code: string | null;
+  last_attempted_at: Date | null;
+  dead_at: Date;
+};
+
+/** Dead letters, most recently dead first. */
+export async function findDeadLetters(
+  db: Kysely<OutboxTables>,
+  options: { subscriber?: string; limit: number },
+): Promise<DeadLetter[]> {
+  const result = await sql<DeadLetterRow>`
+    select
+      d.subscriber, e.id::text as event_id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
+      d.attempts, d.last_error_code, d.last_attempted_at, d.dead_at
+    from platform.event_deliveries d
+    join platform.outbox_events e on e.position = d.position
+    where d.status = 'dead'
+      and (${options.subscriber ?? null}::text is null or d.subscriber = ${options.subscriber ?? null}::text)
+    order by d.dead_at desc, d.subscriber, d.position desc
+    limit ${options.limit}`.execute(db);
+  return result.rows.map((row) => ({
+    subscriber: row.subscriber,
+    eventId: row.event_id,
+    eventType: row.type,
+    aggregateType: row.aggregate_type,
+    aggregateId: row.aggregate_id,
+    occurredAt: row.occurred_at,
+    attempts: row.attempts,
+    lastErrorCode: row.last_error_code,
+    lastAttemptedAt: row.last_attempted_at,
+    deadAt: row.dead_at,
+  }));
+}
+
+/**
+ * Puts a dead letter back in the queue with a fresh attempt budget, due at
+ * once, and wakes the dispatchers. False when there is no such dead letter.
+ */
+export async function reviveDeadLetter(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  eventId: string,
+): Promise<boolean> {
+  const result = await sql<{ notified: number }>`
+    with revived as (
+      update platform.event_deliveries d
+      set status = 'pending', attempts = 0, next_attempt_at = '-infinity', dead_at = null
+      from platform.outbox_events e
+      where e.id = ${eventId}::uuid
+        and d.position = e.position
+        and d.subscriber = ${subscriber}
+        and d.status = 'dead'
+      returning 1
+    )
+    select count(*)::int as notified
+    from (select pg_notify(${EVENTS_CHANNEL}, '') from revived) as notifications`.execute(db);
+  return (result.rows[0]?.notified ?? 0) > 0;
+}
+
+/**
+ * Deletes up to `limit` inbox entries processed before `before`, then up to
+ * `limit` events created before it that no delivery (pending or dead) still
+ * needs. Returns how many of each it deleted.
+ */
+export async function deleteEventsBefore(
+  db: Kysely<OutboxTables>,
+  before: Date,
+  limit: number,
+): Promise<{ inboxEntries: number; events: number }> {
+  const inbox = await sql`
+    delete from platform.event_inbox i
+    using (
+      select subscriber, event_id from platform.event_inbox
+      where processed_at < ${before}
+      limit ${limit}
+    ) as old
+    where i.subscriber = old.subscriber and i.event_id = old.event_id`.execute(db);
+  const events = await sql`
+    delete from platform.outbox_events e
+    using (
+      select position from platform.outbox_events candidate
+      where candidate.created_at < ${before}
+        and not exists (
+          select 1 from platform.event_deliveries d where d.position = candidate.position
+        )
+      limit ${limit}
+    ) as old
+    where e.position = old.position`.execute(db);
+  return {
+    inboxEntries: Number(inbox.numAffectedRows ?? 0n),
+    events: Number(events.numAffectedRows ?? 0n),
+  };
+}
+
+// A savepoint before each handler of a batch, never released: a later
+// `savepoint` of the same name nests and `rollback to` undoes only the newest.
+// Each is a subtransaction; more than 64 that write in one transaction
+// overflow Postgres's per-backend cache and slow every other session's
+// snapshots, hence MAX_DELIVERIES_PER_TRANSACTION.
+const HANDLER_SAVEPOINT = sql.raw('keel_event_handler');
+export const MAX_DELIVERIES_PER_TRANSACTION = 32;
+
+/** Marks where a handler's work starts, so a failure can undo it and keep the rest of the batch. */
+export async function createHandlerSavepoint(db: Kysely<OutboxTables>): Promise<void> {
+  await sql`savepoint ${HANDLER_SAVEPOINT}`.execute(db);
+}
+
+/** Undoes the current handler's work but keeps the batch's earlier work and its row locks. */
+export async function rollbackToHandlerSavepoint(db: Kysely<OutboxTables>): Promise<void> {
+  await sql`rollback to savepoint ${HANDLER_SAVEPOINT}`.execute(db);
+}
