@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { sealAuditEvents } from '@keel/platform/audit';
-import { createTestAccount, signIn, type TestAccount, useTestApp } from '@keel/platform/testing';
+import {
+  createTestAccount,
+  signIn,
+  type TestAccount,
+  tamperWithRow,
+  useTestApp,
+} from '@keel/platform/testing';
 import { describe, expect, it } from 'vitest';
 import { ALL_MODULES } from '../src/services.ts';
 
@@ -648,23 +654,6 @@ describe('listAuditEvents', () => {
 
 // Last in the file: tampering breaks this database's chain for good.
 describe('verifyAuditChain', () => {
-  /** Runs SQL as the superuser with triggers off, as an attacker with database access would. */
-  async function tamper(statement: string, parameters: unknown[]): Promise<void> {
-    const client = await harness.testDb.database.pool.connect();
-    try {
-      await client.query('begin');
-      await client.query('set local session_replication_role = replica');
-      const result = await client.query(statement, parameters);
-      if (result.rowCount !== 1) throw new Error(`tampering touched ${result.rowCount} rows, expected 1`);
-      await client.query('commit');
-    } catch (error) {
-      await client.query('rollback');
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
   it('reports a sealed chain as intact, then names the event whose outcome was edited behind the trigger', async () => {
     const admin = await signInAdmin();
     const sealing = await sealAuditEvents(harness.testDb.database);
@@ -692,7 +681,11 @@ describe('verifyAuditChain', () => {
     );
     expect(sealed.rows).toHaveLength(1);
     const { id: eventId, position } = sealed.rows[0] ?? { id: '', position: '' };
-    await tamper(`update platform.audit_events set outcome = 'failure' where id = $1::bigint`, [eventId]);
+    await tamperWithRow(
+      harness.testDb,
+      `update platform.audit_events set outcome = 'failure' where id = $1::bigint`,
+      [eventId],
+    );
 
     const broken = await call('POST', '/admin/audit/verify', admin.authorization);
     expect(broken.statusCode).toBe(200);

@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { describe, expect, inject, it, vi } from 'vitest';
 import { createDatabase } from '../db/database.ts';
 import { createLogger } from '../observability/logger.ts';
+import { tamperWithRow } from '../testing/tamper.ts';
 import { createTestDatabase, TEST_DATABASE_SETTINGS, type TestDatabase } from '../testing/test-database.ts';
 import { GENESIS_HASH } from './audit.chain.ts';
 import { buildAuditEvent, recordCommitted } from './audit.factories.ts';
@@ -41,23 +42,6 @@ async function sealedChain(testDb: TestDatabase, count: number): Promise<string[
   );
   await sealAuditEvents(testDb.database, 5);
   return ids;
-}
-
-/** Runs SQL as the superuser with every trigger off, as an attacker with database access would. */
-async function tamper(testDb: TestDatabase, statement: string, parameters: unknown[] = []): Promise<void> {
-  const client = await testDb.database.pool.connect();
-  try {
-    await client.query('begin');
-    await client.query('set local session_replication_role = replica');
-    const result = await client.query(statement, parameters);
-    if (result.rowCount !== 1) throw new Error(`tampering touched ${result.rowCount} rows, expected 1`);
-    await client.query('commit');
-  } catch (error) {
-    await client.query('rollback');
-    throw error;
-  } finally {
-    client.release();
-  }
 }
 
 describe('sealAuditEvents', () => {
@@ -179,7 +163,7 @@ describe('sealAuditEvents', () => {
   it('drops a queue entry whose event vanished before sealing and reports it as orphaned', async () => {
     await withFreshDatabase(async (testDb) => {
       const [kept, vanished] = await recordCommitted(testDb.database, [buildAuditEvent(), buildAuditEvent()]);
-      await tamper(testDb, 'delete from platform.audit_events where id = $1', [vanished]);
+      await tamperWithRow(testDb, 'delete from platform.audit_events where id = $1', [vanished]);
       expect(await sealAuditEvents(testDb.database, 100)).toEqual({
         sealed: 1,
         orphaned: 1,
@@ -264,7 +248,7 @@ describe('verifyAuditChain', () => {
   it('finds an action edited behind the trigger and names the first broken link', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 12);
-      await tamper(
+      await tamperWithRow(
         testDb,
         `update platform.audit_events set action = 'users.nothing_happened' where id = $1`,
         [ids[7]],
@@ -281,7 +265,7 @@ describe('verifyAuditChain', () => {
   it('finds changes edited behind the trigger', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 6);
-      await tamper(
+      await tamperWithRow(
         testDb,
         `update platform.audit_events set changes = '{"role": {"from": "user", "to": "user"}}' where id = $1`,
         [ids[2]],
@@ -298,7 +282,9 @@ describe('verifyAuditChain', () => {
   it('finds a rewritten occurred_at, even though the row moved to another partition', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 4);
-      await tamper(testDb, `update platform.audit_events set occurred_at = now() where id = $1`, [ids[1]]);
+      await tamperWithRow(testDb, `update platform.audit_events set occurred_at = now() where id = $1`, [
+        ids[1],
+      ]);
       expect(await verifyAuditChain(testDb.database)).toMatchObject({
         ok: false,
         firstBrokenPosition: 2,
@@ -311,8 +297,12 @@ describe('verifyAuditChain', () => {
   it('reports the earliest link when several were edited', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 10);
-      await tamper(testDb, `update platform.audit_events set outcome = 'failure' where id = $1`, [ids[8]]);
-      await tamper(testDb, `update platform.audit_events set ip = '203.0.113.9' where id = $1`, [ids[3]]);
+      await tamperWithRow(testDb, `update platform.audit_events set outcome = 'failure' where id = $1`, [
+        ids[8],
+      ]);
+      await tamperWithRow(testDb, `update platform.audit_events set ip = '203.0.113.9' where id = $1`, [
+        ids[3],
+      ]);
       expect(await verifyAuditChain(testDb.database, { batchSize: 3 })).toMatchObject({
         ok: false,
         firstBrokenPosition: 4,
@@ -324,7 +314,7 @@ describe('verifyAuditChain', () => {
   it('reports a deleted sealed event as event_missing', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 7);
-      await tamper(testDb, 'delete from platform.audit_events where id = $1', [ids[4]]);
+      await tamperWithRow(testDb, 'delete from platform.audit_events where id = $1', [ids[4]]);
       expect(await verifyAuditChain(testDb.database)).toEqual({
         ok: false,
         firstBrokenPosition: 5,
@@ -337,7 +327,7 @@ describe('verifyAuditChain', () => {
   it('reports a removed seal as prev_hash_mismatch at the seal after it', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 7);
-      await tamper(testDb, 'delete from platform.audit_seals where position = 3');
+      await tamperWithRow(testDb, 'delete from platform.audit_seals where position = 3');
       expect(await verifyAuditChain(testDb.database)).toEqual({
         ok: false,
         firstBrokenPosition: 4,
@@ -350,7 +340,10 @@ describe('verifyAuditChain', () => {
   it('reports a rewritten seal hash as hash_mismatch at that seal', async () => {
     await withFreshDatabase(async (testDb) => {
       const ids = await sealedChain(testDb, 5);
-      await tamper(testDb, `update platform.audit_seals set hash = repeat('a', 64) where position = 2`);
+      await tamperWithRow(
+        testDb,
+        `update platform.audit_seals set hash = repeat('a', 64) where position = 2`,
+      );
       expect(await verifyAuditChain(testDb.database)).toEqual({
         ok: false,
         firstBrokenPosition: 2,
