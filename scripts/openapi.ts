@@ -7,7 +7,12 @@ import { loadConfig, PlatformConfigSchema } from '@keel/platform/config';
 import { createDatabase } from '@keel/platform/db';
 import { systemClock } from '@keel/platform/module';
 import { createLogger, createMetrics } from '@keel/platform/observability';
-import { buildKeelApp, openPlatformSecurity } from '@keel/platform/server';
+import {
+  backgroundSettingsFrom,
+  buildKeelApp,
+  createBackground,
+  openPlatformSecurity,
+} from '@keel/platform/server';
 import { v7 as uuidv7 } from 'uuid';
 import { ALL_MODULES } from '../apps/server/src/services.ts';
 
@@ -43,6 +48,8 @@ const app = await buildKeelApp({
   metrics: createMetrics({ collectProcessMetrics: false }),
   modules: ALL_MODULES,
   security,
+  // Never started: generating the document runs no background work.
+  background: createBackground(backgroundSettingsFrom(config, { database, logger, clock: systemClock })),
   areMigrationsApplied: () => true,
   version,
 });

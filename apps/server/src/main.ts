@@ -4,7 +4,12 @@ import { ConfigError, loadConfig, PlatformConfigSchema, parseList } from '@keel/
 import { startIdempotencyPurge } from '@keel/platform/idempotency';
 import { systemClock } from '@keel/platform/module';
 import { createLogger, createMetrics, startTracing } from '@keel/platform/observability';
-import { openDatabase, openPlatformSecurity } from '@keel/platform/server';
+import {
+  backgroundSettingsFrom,
+  createBackground,
+  openDatabase,
+  openPlatformSecurity,
+} from '@keel/platform/server';
 import closeWithGrace from 'close-with-grace';
 import { v7 as uuidv7 } from 'uuid';
 import { buildApp } from './app.ts';
@@ -33,9 +38,19 @@ async function main(): Promise<void> {
   const security = await openPlatformSecurity({ ...context, modules });
   const admin = await bootstrapAdmin({ config, security, isEmbedded: opened.isEmbedded, logger });
 
+  const background = createBackground({
+    ...backgroundSettingsFrom(config, {
+      connectionString: opened.url,
+      database: opened.database,
+      logger,
+      clock: systemClock,
+    }),
+    isPruningEvents: true,
+  });
   const app = await buildApp({
     ...context,
     security,
+    background,
     metrics: createMetrics(),
     modules,
     areMigrationsApplied: () => true,
@@ -49,6 +64,10 @@ async function main(): Promise<void> {
     monthsAhead: 3,
     logger,
   });
+  // After every module registered its subscriptions and queues, before the
+  // server accepts requests: an event emitted by the first request already
+  // fans out to every subscriber.
+  await background.start();
   const rotation = startKeyRotation({ database: opened.database, security, config, logger });
   const purge = startIdempotencyPurge(opened.database, {
     retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
@@ -66,6 +85,10 @@ async function main(): Promise<void> {
     partitions.stop();
     await rotation.stop();
     await app.close();
+    // After the last request (whose events must still be delivered by some
+    // process), before the pool closes: handlers finish, running jobs are
+    // finished or handed back.
+    await background.stop();
     const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
     if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
     await security.close();

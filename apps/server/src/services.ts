@@ -1,8 +1,9 @@
+import { ordersModule } from '@keel/orders';
 import type { ServiceModule } from '@keel/platform/module';
 import { userMetadataModule } from '@keel/user-metadata';
 
 /** Every service this server can mount. `SERVICES` picks from these by name. */
-export const ALL_MODULES: ServiceModule[] = [userMetadataModule];
+export const ALL_MODULES: ServiceModule[] = [userMetadataModule, ordersModule];
 
 /** Resolves `SERVICES` ('all' or a comma list of names); an unknown name stops start. */
 export function selectModules(selection: string[]): ServiceModule[] {

@@ -10,3 +10,17 @@ export {
   type EventValidationProblem,
   envelopeSchema,
 } from './envelope.ts';
+export {
+  type InventoryLowStockPayload,
+  InventoryLowStockV1,
+  ORDER_EVENT_TYPES,
+  ORDER_STATUSES,
+  type OrderCancelledPayload,
+  OrderCancelledV1,
+  type OrderPlacedPayload,
+  OrderPlacedV1,
+  type OrderStatus,
+  type OrderStatusChangedPayload,
+  OrderStatusChangedV1,
+  OrderStatusSchema,
+} from './orders.events.ts';

@@ -17,8 +17,14 @@ export const PLATFORM_ROLES: ServiceRoles = {
   definitions: [
     {
       name: PLATFORM_ADMIN_ROLE,
-      description: 'Manages accounts, roles and API keys; reads and verifies the audit trail',
-      permissions: ['platform:manage_users', 'platform:manage_api_keys', 'platform:read_audit'],
+      description:
+        'Manages accounts, roles and API keys; reads and verifies the audit trail; replays dead-lettered events and jobs',
+      permissions: [
+        'platform:manage_users',
+        'platform:manage_api_keys',
+        'platform:read_audit',
+        'platform:operate_background',
+      ],
       requiresMfa: true,
     },
   ],

@@ -35,6 +35,15 @@ export const PlatformConfigSchema = Type.Object({
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   OTEL_SERVICE_NAME: Type.String({ minLength: 1, default: 'keel' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  // NATS with JetStream: when set, the outbox relays every event to a stream per service.
+  NATS_URL: Type.Optional(Type.String({ pattern: '^(nats|tls)://' })),
+
+  // Events and jobs.
+  EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000 }),
+  EVENTS_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  EVENTS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, default: 7 }),
+  JOBS_POLL_INTERVAL_SECONDS: Type.Number({ minimum: 0.5, default: 2 }),
 
   // Identity: tokens and sessions.
   AUTH_ISSUER: Type.String({ minLength: 1, default: 'keel' }),

@@ -1,7 +1,10 @@
 import type { PlatformConfig } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import type { KeelApp } from '../http/index.ts';
+import type { JobQueueDefinition, Jobs } from '../jobs/index.ts';
+import type { Notifier } from '../notifier/index.ts';
 import type { Logger } from '../observability/index.ts';
+import type { Subscription } from '../outbox/index.ts';
 import type { ServiceRoles } from '../rbac/index.ts';
 
 /** Time, injected so tests and services never read the global clock directly. */
@@ -16,6 +19,31 @@ export type ServiceContext = {
   logger: Logger;
   clock: Clock;
   ids: IdGenerator;
+};
+
+/** Sends jobs; available once the server has started (from request and event handlers). */
+export type JobSender = Pick<Jobs, 'send' | 'sendWith'>;
+
+/**
+ * What a service runs outside requests. A module declares its event
+ * subscriptions, job queues and schedules while it registers; the server
+ * starts them all after every module registered (so no event is delivered to
+ * a half-built service) and stops them before the database pool closes.
+ */
+export type BackgroundRegistry = {
+  /** Delivers committed outbox events of `subscription.eventTypes` to its handler, at least once, inbox-deduplicated. */
+  subscribe(subscription: Subscription): void;
+  /** A job queue with its handler; created, and its workers started, when the server starts. */
+  addJobQueue<Payload>(definition: JobQueueDefinition<Payload>): void;
+  /** Sends a job to `name` on a cron expression (UTC), once per fleet. */
+  schedule(name: string, cron: string, data?: object): void;
+  jobs: JobSender;
+};
+
+/** What `register` receives: the service context plus the platform's notifier and background work. */
+export type ServiceMountContext = ServiceContext & {
+  notifier: Notifier;
+  background: BackgroundRegistry;
 };
 
 /**
@@ -39,7 +67,7 @@ export type ServiceModule = {
   routePrefix: string;
   migrationsDirectory: string;
   /** Builds the service's dependencies (its composition root) and registers its routes. */
-  register: (app: KeelApp, context: ServiceContext) => Promise<void> | void;
+  register: (app: KeelApp, context: ServiceMountContext) => Promise<void> | void;
   /** The roles the service declares and which one self-registration grants. */
   roles?: ServiceRoles;
   /** Inserts demo data for `npm start` on the embedded database; must be safe to run twice. */

@@ -9,6 +9,7 @@ import { type ServiceModule, systemClock } from '../module/index.ts';
 import { createLogger, createMetrics } from '../observability/index.ts';
 import { type CapturedLogs, captureLogs } from '../testing/test-app.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
+import { backgroundSettingsFrom, createBackground } from './background.ts';
 import { buildKeelApp, migrationSourcesFor, platformMigrations } from './build-app.ts';
 import { openPlatformSecurity, type PlatformSecurity } from './security.ts';
 
@@ -62,6 +63,16 @@ function buildWidgetsModule(overrides: Partial<ServiceModule> = {}): ServiceModu
   };
 }
 
+function unstartedBackground() {
+  return createBackground(
+    backgroundSettingsFrom(config, {
+      database: testDb.database,
+      logger: createLogger({ level: 'silent' }),
+      clock: systemClock,
+    }),
+  );
+}
+
 async function buildApp(
   options: { modules?: ServiceModule[]; areMigrationsApplied?: () => boolean } = {},
 ): Promise<{ app: KeelApp; logs: CapturedLogs; metrics: ReturnType<typeof createMetrics> }> {
@@ -74,6 +85,7 @@ async function buildApp(
     logger: createLogger({ level: 'info', destination: stream }),
     metrics,
     modules: options.modules ?? [buildWidgetsModule()],
+    background: unstartedBackground(),
     clock: systemClock,
     ids: { uuid: randomUUID },
     areMigrationsApplied: options.areMigrationsApplied ?? (() => true),
@@ -141,6 +153,7 @@ describe('buildKeelApp module mounting', () => {
       logger: createLogger({ level: 'silent', destination: stream }),
       metrics: createMetrics({ collectProcessMetrics: false }),
       modules: [careless],
+      background: unstartedBackground(),
       clock: systemClock,
       ids: { uuid: randomUUID },
       areMigrationsApplied: () => true,

@@ -5,9 +5,11 @@ import { type PlatformConfig, parseList } from '../config/index.ts';
 import type { Database, MigrationSource } from '../db/index.ts';
 import { createHttpApp, type KeelApp, registerPlatformRoutes } from '../http/index.ts';
 import { installIdempotency } from '../idempotency/index.ts';
-import type { Clock, IdGenerator, ServiceContext, ServiceModule } from '../module/index.ts';
+import type { Clock, IdGenerator, ServiceModule, ServiceMountContext } from '../module/index.ts';
 import type { HttpMetrics, Logger } from '../observability/index.ts';
 import { installRateLimiting, rateLimitSettingsFrom } from '../ratelimit/index.ts';
+import type { Background } from './background.ts';
+import { registerOperationsRoutes } from './operations.routes.ts';
 import type { PlatformSecurity } from './security.ts';
 
 export const platformMigrations: MigrationSource = {
@@ -36,6 +38,8 @@ export type KeelAppDependencies = {
   clock: Clock;
   ids: IdGenerator;
   security: PlatformSecurity;
+  /** Collects the modules' subscriptions and job queues; the caller starts it after the app is built. */
+  background: Background;
   /** Whether migrations finished; readiness reports it. */
   areMigrationsApplied: () => boolean;
   version: string;
@@ -64,6 +68,7 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
     },
   });
   database.registerMetrics(metrics.registry);
+  deps.background.registerMetrics(metrics.registry);
   // Before any route: the limiter attaches itself to routes as they are added.
   const limiters = await installRateLimiting(app, {
     settings: rateLimitSettingsFrom(config),
@@ -92,8 +97,17 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
 
   registerAuthRoutes(app, { identity: deps.security.identity, limiters });
   registerAdminRoutes(app, { identity: deps.security.identity, database });
+  registerOperationsRoutes(app, { database, background: deps.background });
 
-  const context: ServiceContext = { config, database, logger, clock: deps.clock, ids: deps.ids };
+  const context: ServiceMountContext = {
+    config,
+    database,
+    logger,
+    clock: deps.clock,
+    ids: deps.ids,
+    notifier: deps.security.notifier,
+    background: deps.background.registry,
+  };
   for (const module of deps.modules) {
     await app.register(
       async (scope) => {

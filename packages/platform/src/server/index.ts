@@ -1,4 +1,11 @@
 export {
+  type Background,
+  type BackgroundSettings,
+  backgroundSettingsFrom,
+  createBackground,
+  PRUNE_EVENTS_QUEUE,
+} from './background.ts';
+export {
   buildKeelApp,
   type KeelAppDependencies,
   migrationSourcesFor,
@@ -6,4 +13,5 @@ export {
   platformMigrations,
 } from './build-app.ts';
 export { maskPassword, type OpenedDatabase, openDatabase } from './open-database.ts';
+export { registerOperationsRoutes } from './operations.routes.ts';
 export { identitySettingsFrom, openPlatformSecurity, type PlatformSecurity } from './security.ts';

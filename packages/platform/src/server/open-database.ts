@@ -7,6 +7,8 @@ import { migrationSourcesFor } from './build-app.ts';
 export type OpenedDatabase = {
   database: Database;
   isEmbedded: boolean;
+  /** The connection string (with its password): for pg-boss, never for logs. */
+  url: string;
   /** Safe display form: the password is masked. */
   displayUrl: string;
   close: () => Promise<void>;
@@ -50,6 +52,7 @@ export async function openDatabase(options: {
   return {
     database,
     isEmbedded: embedded !== undefined,
+    url,
     displayUrl: maskPassword(url),
     async close() {
       await database.close();

@@ -20,6 +20,8 @@ export type PlatformSecurity = {
   roles: RoleRegistry;
   fieldCrypto: FieldCrypto;
   redis: RedisClient | undefined;
+  /** The adapter every message to a person goes through (the log notifier unless one is passed). */
+  notifier: Notifier;
   close: () => Promise<void>;
 };
 
@@ -92,6 +94,8 @@ export async function openPlatformSecurity(options: {
   const apiKeyCache = redis
     ? createRedisTtlCache<CachedApiKey>({ redis, prefix: 'keel:auth:', logger })
     : createMemoryTtlCache<CachedApiKey>({ maxEntries: 10_000 });
+  const notifier =
+    options.notifier ?? createLogNotifier({ logger, isRevealingSecrets: config.NODE_ENV === 'development' });
   const identity = createIdentity({
     database: options.database,
     clock,
@@ -111,9 +115,7 @@ export async function openPlatformSecurity(options: {
     encryption: fieldCrypto.encryption,
     sessionCache,
     apiKeyCache,
-    notifier:
-      options.notifier ??
-      createLogNotifier({ logger, isRevealingSecrets: config.NODE_ENV === 'development' }),
+    notifier,
     settings: identitySettingsFrom(config),
     signingKeys,
     accessTokenTtlSeconds: config.AUTH_ACCESS_TOKEN_TTL_SECONDS,
@@ -123,6 +125,7 @@ export async function openPlatformSecurity(options: {
     roles,
     fieldCrypto,
     redis,
+    notifier,
     close: async () => {
       if (redis) await closeRedisClient(redis);
     },

