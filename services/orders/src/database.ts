@@ -1,23 +1,29 @@
-import type { Db, Kysely } from '@keel/platform/db';
+import type { ColumnType, Db, Generated, Kysely } from '@keel/platform/db';
 
 // Row types of the tables in migrations/0001_catalogue_and_orders.sql. Each
 // feature's repository selects the tables it needs from this one map; tables
 // owned by a single feature (tracking, analytics, webhooks) are declared in
 // that feature's repository and joined in `OrdersDatabase`.
 
+/**
+ * A `bigint` money column: pg returns it as a string; repositories convert it
+ * with `Number()` (amounts are capped far below 2^53 by CHECK constraints).
+ */
+export type MinorUnitsColumn = ColumnType<string, number | bigint | string, number | bigint | string>;
+
 export type OutletsTable = {
   id: string;
   name: string;
   currency: string;
-  time_zone: string;
-  is_active: boolean;
-  created_at: Date;
+  time_zone: Generated<string>;
+  is_active: Generated<boolean>;
+  created_at: Generated<Date>;
 };
 
 export type StaffOutletsTable = {
   account_id: string;
   outlet_id: string;
-  granted_at: Date;
+  granted_at: Generated<Date>;
   granted_by: string | null;
 };
 
@@ -26,24 +32,23 @@ export type StockItemsTable = {
   outlet_id: string;
   sku: string;
   name: string;
-  unit: string;
+  unit: Generated<string>;
   on_hand: number;
-  reserved: number;
-  low_stock_threshold: number;
-  version: number;
-  updated_at: Date;
+  reserved: Generated<number>;
+  low_stock_threshold: Generated<number>;
+  version: Generated<number>;
+  updated_at: Generated<Date>;
 };
 
 export type MenuItemsTable = {
   id: string;
   outlet_id: string;
   name: string;
-  description: string;
-  // bigint columns: pg returns them as strings; repositories convert with Number() (amounts stay far below 2^53).
-  price_minor: string | number;
+  description: Generated<string>;
+  price_minor: MinorUnitsColumn;
   currency: string;
-  is_available: boolean;
-  created_at: Date;
+  is_available: Generated<boolean>;
+  created_at: Generated<Date>;
 };
 
 export type MenuItemComponentsTable = {
@@ -58,9 +63,9 @@ export type OrdersTable = {
   outlet_id: string;
   customer_id: string;
   status: string;
-  version: number;
+  version: Generated<number>;
   currency: string;
-  total_minor: string | number;
+  total_minor: MinorUnitsColumn;
   delivery_address: string | null;
   note: string | null;
   placed_at: Date;
@@ -81,8 +86,8 @@ export type OrderLinesTable = {
   menu_item_id: string;
   name: string;
   quantity: number;
-  unit_price_minor: string | number;
-  line_total_minor: string | number;
+  unit_price_minor: MinorUnitsColumn;
+  line_total_minor: MinorUnitsColumn;
 };
 
 export type OrderReservationsTable = {
