@@ -11,6 +11,10 @@ import {
   generateEncryptionKey,
   parseKeyring,
 } from '@keel/platform/crypto';
+import { AppError } from '@keel/platform/errors';
+import { systemClock } from '@keel/platform/module';
+import { createLogger } from '@keel/platform/observability';
+import { createEventBus, emitEvent } from '@keel/platform/outbox';
 import { createTestDatabase, type TestDatabase } from '@keel/platform/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from './cli.ts';
@@ -329,5 +333,80 @@ describe('keel keys status and keys rotate', () => {
     expect(result.stderr).toContain('keys status could not run');
     expect(result.stderr).toContain('KEEL_BLIND_INDEX_KEY: must be set because KEEL_ENCRYPTION_KEYS is');
     expect(result.stderr).not.toContain(k1);
+  });
+});
+
+describe('keel events dead-letters and events replay', () => {
+  const subscriber = 'tests.cli-dead-letters';
+  let eventId: string;
+
+  beforeAll(async () => {
+    const bus = createEventBus({
+      database: testDb.database,
+      logger: createLogger({ level: 'silent' }),
+      clock: systemClock,
+      pollIntervalMs: 1000,
+      batchSize: 10,
+      isListening: false,
+      subscriptions: [
+        {
+          name: subscriber,
+          eventTypes: ['tests.cli_checked.v1'],
+          isOrderedPerAggregate: false,
+          maxAttempts: 1,
+          handler: async () => {
+            throw new AppError('invalid', 'tests.rejected', 'this handler refuses everything');
+          },
+        },
+      ],
+    });
+    await bus.register();
+    const envelope = await testDb.database
+      .typed<unknown>()
+      .transaction((trx) =>
+        emitEvent(trx, {
+          type: 'tests.cli_checked.v1',
+          aggregateType: 'test',
+          aggregateId: 'cli',
+          payload: {},
+        }),
+      );
+    eventId = envelope.id;
+    await bus.runOnce();
+  });
+
+  it('exits 1 listing the dead letter with its subscriber, event and error code, without the payload', async () => {
+    const result = await run(['events', 'dead-letters', `--subscriber=${subscriber}`]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(
+      `${subscriber} ${eventId} tests.cli_checked.v1 test/cli attempts=1 error=tests.rejected`,
+    );
+  });
+
+  it('prints the dead letters as JSON with --json', async () => {
+    const result = await run(['events', 'dead-letters', `--subscriber=${subscriber}`, '--json']);
+    expect(JSON.parse(result.stdout)).toEqual([
+      expect.objectContaining({
+        subscriber,
+        eventId,
+        eventType: 'tests.cli_checked.v1',
+        lastErrorCode: 'tests.rejected',
+      }),
+    ]);
+  });
+
+  it('replays a dead letter once: exit 0, then the list is empty and a second replay exits 1', async () => {
+    expect((await run(['events', 'replay', subscriber, eventId])).code).toBe(0);
+    const after = await run(['events', 'dead-letters', `--subscriber=${subscriber}`]);
+    expect(after).toMatchObject({ code: 0, stdout: 'no dead-lettered deliveries\n' });
+    const again = await run(['events', 'replay', subscriber, eventId]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`no dead letter of ${eventId}`);
+  });
+
+  it('exits 2 with the usage when the event id is missing', async () => {
+    const result = await run(['events', 'replay', subscriber]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('Usage: keel');
   });
 });

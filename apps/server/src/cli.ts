@@ -10,7 +10,9 @@ import {
   startEncryptionKeyRotation,
 } from '@keel/platform/crypto';
 import type { Database } from '@keel/platform/db';
+import { isAppError } from '@keel/platform/errors';
 import { createLogger, type Logger } from '@keel/platform/observability';
+import { DEAD_LETTER_LIST_LIMIT_MAX, listDeadLetters, replayDeadLetter } from '@keel/platform/outbox';
 import { openDatabase } from '@keel/platform/server';
 import { ENCRYPTED_COLUMNS } from './key-rotation.ts';
 import { selectModules } from './services.ts';
@@ -34,6 +36,11 @@ Commands:
                                     Keys go to stdout only: pipe them into your secret store.
   keys status [--json]              Count encrypted values not yet under the active key.
                                     Exits 0 when none are left (old keys can go), 1 otherwise.
+  events dead-letters [--subscriber=NAME] [--json]
+                                    List dead-lettered event deliveries, most recent first (no payloads).
+                                    Exits 0 when there are none, 1 when there are some.
+  events replay SUBSCRIBER EVENT_ID Deliver a dead-lettered event to its subscriber again with a fresh
+                                    attempt budget (the running servers pick it up).
   keys rotate [--json]              Run one key-rotation pass now (the server runs them in the
                                     background). Exits 0 when nothing is left, 1 when a re-run is needed.
 `;
@@ -60,6 +67,8 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
   if (area === 'keys' && command === 'generate') return generateKey(flags, io);
   if (area === 'keys' && command === 'status') return showKeyStatus(flags, io);
   if (area === 'keys' && command === 'rotate') return rotateKeys(flags, io);
+  if (area === 'events' && command === 'dead-letters') return listEventDeadLetters(flags, io);
+  if (area === 'events' && command === 'replay') return replayEventDeadLetter(flags, io);
   if (area === 'help' || area === '--help' || area === '-h') {
     io.stdout.write(USAGE);
     return EXIT_OK;
@@ -83,7 +92,7 @@ async function withDatabase(
   io: CliIo,
   work: (context: CommandContext) => Promise<number>,
 ): Promise<number> {
-  const unknown = flags.filter((flag) => flag !== '--json');
+  const unknown = flags.filter((flag) => flag !== '--json' && !flag.startsWith('--subscriber='));
   if (unknown.length > 0) {
     io.stderr.write(`Unknown option: ${unknown.join(' ')}\n\n${USAGE}`);
     return EXIT_ERROR;
@@ -109,6 +118,50 @@ async function withDatabase(
     io.stderr.write(`${label} could not run: ${message}\n`);
     return EXIT_ERROR;
   }
+}
+
+function listEventDeadLetters(flags: string[], io: CliIo): Promise<number> {
+  return withDatabase('events dead-letters', flags, io, async ({ database }) => {
+    const subscriber = flags.find((flag) => flag.startsWith('--subscriber='))?.slice('--subscriber='.length);
+    const letters = await listDeadLetters(database, {
+      ...(subscriber === undefined || subscriber === '' ? {} : { subscriber }),
+      limit: DEAD_LETTER_LIST_LIMIT_MAX,
+    });
+    if (flags.includes('--json')) {
+      io.stdout.write(`${JSON.stringify(letters)}\n`);
+    } else if (letters.length === 0) {
+      io.stdout.write('no dead-lettered deliveries\n');
+    } else {
+      const lines = letters.map(
+        (letter) =>
+          `${letter.deadAt.toISOString()} ${letter.subscriber} ${letter.eventId} ${letter.eventType} ` +
+          `${letter.aggregateType}/${letter.aggregateId} attempts=${letter.attempts} error=${letter.lastErrorCode ?? '-'}`,
+      );
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return letters.length === 0 ? EXIT_OK : EXIT_BROKEN;
+  });
+}
+
+function replayEventDeadLetter(args: string[], io: CliIo): Promise<number> {
+  const [subscriber, eventId, ...rest] = args;
+  if (subscriber === undefined || eventId === undefined) {
+    io.stderr.write(`events replay needs SUBSCRIBER and EVENT_ID\n\n${USAGE}`);
+    return Promise.resolve(EXIT_ERROR);
+  }
+  return withDatabase('events replay', rest, io, async ({ database }) => {
+    try {
+      await replayDeadLetter(database, subscriber, eventId);
+    } catch (error) {
+      if (isAppError(error) && error.kind === 'not_found') {
+        io.stderr.write(`no dead letter of ${eventId} for ${subscriber}\n`);
+        return EXIT_BROKEN;
+      }
+      throw error;
+    }
+    io.stdout.write(`replaying ${eventId} to ${subscriber}\n`);
+    return EXIT_OK;
+  });
 }
 
 function verifyAudit(flags: string[], io: CliIo): Promise<number> {
