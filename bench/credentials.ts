@@ -117,7 +117,8 @@ export async function benchUser(
 }
 
 let adminToken: string | undefined;
-async function signInAdminOnce(baseUrl: string, file: string): Promise<string> {
+/** The bench admin's access token (platform:admin, MFA passed), signed in once per run. */
+export async function signInAdminOnce(baseUrl: string, file: string): Promise<string> {
   adminToken ??= await signInAdmin(baseUrl, file);
   return adminToken;
 }

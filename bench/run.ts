@@ -280,7 +280,7 @@ async function main(): Promise<void> {
             `p99 ${measurement.latencyMs.p99.toFixed(1)} ms, non-2xx ${measurement.non2xx}, errors ${measurement.errors}`,
         );
       }
-      observations = prepared.observations();
+      observations = await prepared.observations();
     } finally {
       logLinesDuringRun = server.logLinesAfterReady();
       const wasRunning = server.exitStatus() === undefined;

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
 import { type BenchCredentials, benchUser } from './credentials.ts';
+import { orderScenarios } from './orders-scenarios.ts';
 
 export type PreparedScenario = {
   /** The request generator handed to autocannon; called once per request. */
   requests: autocannon.Request[];
-  /** Counters the scenario kept while running, reported alongside the numbers (e.g. replays seen). */
-  observations: () => Record<string, number>;
+  /** Counters the scenario kept while running, reported alongside the numbers (e.g. replays seen, event lag). */
+  observations: () => Record<string, number> | Promise<Record<string, number>>;
 };
 
 export type ScenarioContext = {
@@ -212,6 +213,7 @@ export const scenarios: readonly Scenario[] = [
   userMetadataGet,
   userMetadataGetUnauthenticated,
   authLogin,
+  ...orderScenarios,
 ];
 
 async function seedUsers(
