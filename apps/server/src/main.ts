@@ -3,6 +3,7 @@ import { startAuditPartitionMaintenance, startAuditSealer } from '@keel/platform
 import { ConfigError, loadConfig, PlatformConfigSchema, parseList } from '@keel/platform/config';
 import { startIdempotencyPurge } from '@keel/platform/idempotency';
 import { systemClock } from '@keel/platform/module';
+import { connectNats, createJetStreamRelay } from '@keel/platform/nats';
 import { createLogger, createMetrics, startTracing } from '@keel/platform/observability';
 import {
   backgroundSettingsFrom,
@@ -38,6 +39,29 @@ async function main(): Promise<void> {
   const security = await openPlatformSecurity({ ...context, modules });
   const admin = await bootstrapAdmin({ config, security, isEmbedded: opened.isEmbedded, logger });
 
+  // With NATS_URL every committed event is also relayed to JetStream, and the
+  // subscriptions EVENTS_JETSTREAM_SUBSCRIPTIONS names consume from there.
+  const nats = config.NATS_URL
+    ? await connectNats({
+        servers: config.NATS_URL,
+        name: 'keel',
+        logger: logger.child({ component: 'nats' }),
+      })
+    : undefined;
+  const relay = nats
+    ? createJetStreamRelay({
+        connection: nats,
+        logger,
+        stream: {
+          maxAgeMs: config.NATS_STREAM_MAX_AGE_DAYS * 86_400_000,
+          duplicateWindowMs: config.NATS_DUPLICATE_WINDOW_SECONDS * 1000,
+        },
+      })
+    : undefined;
+  const jetstreamSubscriptions = parseList(config.EVENTS_JETSTREAM_SUBSCRIPTIONS);
+  if (jetstreamSubscriptions.length > 0 && nats === undefined) {
+    throw new Error('EVENTS_JETSTREAM_SUBSCRIPTIONS needs NATS_URL');
+  }
   const background = createBackground({
     ...backgroundSettingsFrom(config, {
       connectionString: opened.url,
@@ -46,12 +70,16 @@ async function main(): Promise<void> {
       clock: systemClock,
     }),
     isPruningEvents: true,
+    publishers: relay ? [relay] : [],
+    ...(nats ? { jetstream: { connection: nats, subscriptionNames: jetstreamSubscriptions } } : {}),
   });
+  const metrics = createMetrics();
+  relay?.registerMetrics(metrics.registry);
   const app = await buildApp({
     ...context,
     security,
     background,
-    metrics: createMetrics(),
+    metrics,
     modules,
     areMigrationsApplied: () => true,
     version,
@@ -89,6 +117,7 @@ async function main(): Promise<void> {
     // process), before the pool closes: handlers finish, running jobs are
     // finished or handed back.
     await background.stop();
+    await nats?.close();
     const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
     if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
     await security.close();

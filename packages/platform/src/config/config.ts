@@ -37,6 +37,10 @@ export const PlatformConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   // NATS with JetStream: when set, the outbox relays every event to a stream per service.
   NATS_URL: Type.Optional(Type.String({ pattern: '^(nats|tls)://' })),
+  NATS_STREAM_MAX_AGE_DAYS: Type.Integer({ minimum: 1, default: 7 }),
+  NATS_DUPLICATE_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 120 }),
+  // Comma list of subscription names that consume from JetStream instead of the Postgres bus (NATS_URL must be set).
+  EVENTS_JETSTREAM_SUBSCRIPTIONS: Type.String({ default: '' }),
 
   // Events and jobs.
   EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000 }),

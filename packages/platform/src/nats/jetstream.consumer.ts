@@ -75,6 +75,8 @@ export type JetStreamConsumer = {
 
 // Unordered subscribers: the server's own default for outstanding messages.
 const UNORDERED_MAX_ACK_PENDING = 1000;
+// JetStream API error code (nats-server's errors.json).
+const CONSUMER_ALREADY_EXISTS = 10148;
 
 /**
  * Feeds a subscription from a service's JetStream stream through a durable
@@ -123,8 +125,15 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
   function consumerConfig(): Partial<ConsumerConfig> {
     // Servers before 2.10 take a single filter: such a consumer reads the
     // whole service and skips the other types itself (acknowledged unhandled).
-    const isMultiFilter = filterSubjects.length > 1 && isServerAtLeast(connection.serverVersion(), 2, 10);
-    const [firstSubject] = filterSubjects;
+    // Both keys are always present, one undefined, because an update merges
+    // into the stored config.
+    const filter =
+      filterSubjects.length > 1 && isServerAtLeast(connection.serverVersion(), 2, 10)
+        ? { filter_subject: undefined, filter_subjects: filterSubjects }
+        : {
+            filter_subject: filterSubjects.length === 1 ? filterSubjects[0] : serviceEventsSubject(service),
+            filter_subjects: undefined,
+          };
     return {
       durable_name: durableName,
       description: `Keel subscriber ${subscription.name}`,
@@ -135,13 +144,7 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
       // before terminating, and a message the server gave up on would be lost.
       max_deliver: -1,
       max_ack_pending: isOrdered ? 1 : UNORDERED_MAX_ACK_PENDING,
-      // Both keys, one undefined: an update merges into the stored config.
-      filter_subject: isMultiFilter
-        ? undefined
-        : filterSubjects.length === 1
-          ? firstSubject
-          : serviceEventsSubject(service),
-      filter_subjects: isMultiFilter ? filterSubjects : undefined,
+      ...filter,
     };
   }
 
@@ -161,8 +164,8 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
         await jsm.consumers.add(streamName, config);
         return;
       } catch (addError) {
-        // Created by another process meanwhile (10148: consumer already exists).
-        if (apiErrorCode(addError) !== 10148) throw addError;
+        // Created by another process meanwhile.
+        if (apiErrorCode(addError) !== CONSUMER_ALREADY_EXISTS) throw addError;
       }
     }
     await jsm.consumers.update(streamName, durableName, updatable);
@@ -190,23 +193,44 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
   async function handleMessage(message: JsMsg): Promise<void> {
     // A long handler tells the server it is still working, or the message
     // would be redelivered to another process mid-transaction.
-    const keepAlive = setInterval(() => message.working(), Math.max(ackWaitMs / 2, 500));
+    const keepAlive = setInterval(
+      () => reply(message, 'working', () => message.working()),
+      Math.max(ackWaitMs / 2, 500),
+    );
     let event: EventEnvelope | undefined;
+    let isApplied: boolean;
     try {
       event = parseEnvelope(message.data);
       if (!isSubscribedTo(subscription, event.type)) {
-        message.ack();
+        reply(message, 'ack', () => message.ack());
         return;
       }
-      const isApplied = await handleEventOnce(database, subscription, event);
-      // Only after the commit: a crash before it redelivers, and the inbox
-      // recognises the event if the commit did happen.
-      message.ack();
-      metrics?.record(subscription.name, isApplied ? 'applied' : 'duplicate');
+      isApplied = await handleEventOnce(database, subscription, event);
     } catch (error) {
       await settleFailure(message, event, error);
+      return;
     } finally {
       clearInterval(keepAlive);
+    }
+    // Only after the commit: a crash before it redelivers, and the inbox
+    // recognises the event if the commit did happen.
+    reply(message, 'ack', () => message.ack());
+    metrics?.record(subscription.name, isApplied ? 'applied' : 'duplicate');
+  }
+
+  /**
+   * Sends an acknowledgement without letting a closed connection throw: the
+   * server then redelivers the message (after ack_wait), which the inbox or
+   * the retry logic handles.
+   */
+  function reply(message: JsMsg, kind: string, send: () => void): void {
+    try {
+      send();
+    } catch (error) {
+      logger.warn(
+        { streamSequence: message.info.streamSequence, reply: kind, err: describeError(error) },
+        'jetstream acknowledgement not sent; the message will be redelivered',
+      );
     }
   }
 
@@ -225,7 +249,7 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
       ...(isAppError(error) ? {} : { err: describeError(error) }),
     };
     if (!failure.isPermanent && deliveryCount < maxDeliver) {
-      message.nak(delayMs);
+      reply(message, 'nak', () => message.nak(delayMs));
       metrics?.record(subscription.name, 'retrying');
       logger.warn({ ...fields, delayMs }, 'event handler failed; will retry');
       return;
@@ -234,14 +258,17 @@ export function createJetStreamConsumer(options: JetStreamConsumerOptions): JetS
       await publishDeadLetter(message, event, failure.code);
     } catch (deadLetterError) {
       // Not terminated: the message comes back and is dead-lettered then.
-      message.nak(delayMs);
+      reply(message, 'nak', () => message.nak(delayMs));
       logger.error(
         { ...fields, deadLetterError: describeError(deadLetterError) },
         'event dead-lettering failed; the message will be redelivered',
       );
       return;
     }
-    message.term(failure.code);
+    // Servers before 2.11 do not parse a reason: "+TERM <reason>" would be
+    // taken for no acknowledgement at all and redelivered after ack_wait.
+    const reason = isServerAtLeast(connection.serverVersion(), 2, 11) ? failure.code : undefined;
+    reply(message, 'term', () => message.term(reason));
     metrics?.record(subscription.name, 'dead');
     logger.error(fields, 'event delivery dead-lettered');
   }

@@ -58,8 +58,9 @@ export function createJetStreamRelay(options: JetStreamRelayOptions): JetStreamR
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
   let metrics: RelayMetrics | undefined;
 
-  // One lookup per service and process; forgotten after a failure so that a
-  // stream deleted by hand is created again on the next attempt.
+  // One lookup per service and process; forgotten when no stream answered a
+  // publish, so that a stream deleted by hand is created again on the next
+  // attempt (but not on every timeout of an outage).
   const ensured = new Map<string, Promise<void>>();
   function ensureStreamOf(service: string): Promise<void> {
     let ensuring = ensured.get(service);
@@ -94,7 +95,7 @@ export function createJetStreamRelay(options: JetStreamRelayOptions): JetStreamR
       });
       metrics?.record(service, ack.duplicate ? 'duplicate' : 'stored');
     } catch (error) {
-      ensured.delete(service);
+      if (isNoStreamError(error)) ensured.delete(service);
       metrics?.record(service, 'failed');
       throw toNatsFailure(error, `publish ${event.type}`);
     }
@@ -113,4 +114,11 @@ export function createJetStreamRelay(options: JetStreamRelayOptions): JetStreamR
       metrics = createRelayMetrics(registry);
     },
   };
+}
+
+/** No stream took the subject: the publish met no responders (nats.js reports it as "JetStream not enabled"). */
+function isNoStreamError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'JetStreamNotEnabled' || error.name === 'NoResponders') return true;
+  return error.cause instanceof Error && isNoStreamError(error.cause);
 }

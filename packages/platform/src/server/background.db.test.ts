@@ -52,13 +52,11 @@ describe('createBackground with event pruning', () => {
         emitEvent(trx, { type: 'tests.pruned.v1', aggregateType: 'test', aggregateId: 'a', payload: {} }),
       );
     const countEvents = async () => {
-      const result = await testDb.database
-        .typed<unknown>()
-        .run((db) =>
-          sql<{
-            count: string;
-          }>`select count(*) as count from platform.outbox_events where id = ${event.id}`.execute(db),
-        );
+      const result = await testDb.database.typed<unknown>().run((db) =>
+        sql<{
+          count: string;
+        }>`select count(*) as count from platform.outbox_events where id = ${event.id}`.execute(db),
+      );
       return Number(result.rows[0]?.count);
     };
     expect(await countEvents()).toBe(1);

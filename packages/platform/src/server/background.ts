@@ -2,12 +2,19 @@ import type { PlatformConfig } from '../config/index.ts';
 import type { Database } from '../db/index.ts';
 import { createJobs, type JobQueueDefinition, type Jobs, JobsError } from '../jobs/index.ts';
 import type { BackgroundRegistry, Clock, JobSender } from '../module/index.ts';
+import {
+  createJetStreamConsumer,
+  type JetStreamConsumer,
+  type NatsClient,
+  serviceOfEventType,
+} from '../nats/index.ts';
 import type { Logger, Registry } from '../observability/index.ts';
 import {
   createEventBus,
   type EventBus,
   type EventPublisher,
   pruneEvents,
+  retireSubscription,
   type Subscription,
 } from '../outbox/index.ts';
 
@@ -29,6 +36,12 @@ export type BackgroundSettings = {
   jobsPollIntervalSeconds?: number;
   /** Running jobs get this long to finish at shutdown before they are handed back. */
   stopTimeoutMs: number;
+  /**
+   * With NATS: these subscriptions consume from JetStream (fed by the relay)
+   * instead of the Postgres bus. Same handler, same inbox, so a subscription
+   * can move either way without applying an event twice.
+   */
+  jetstream?: { connection: NatsClient; subscriptionNames: readonly string[] };
 };
 
 export type Background = {
@@ -74,6 +87,7 @@ export const PRUNE_EVENTS_QUEUE = 'platform.prune-events';
  */
 export function createBackground(settings: BackgroundSettings): Background {
   const subscriptions: Subscription[] = [];
+  const consumers: JetStreamConsumer[] = [];
   const queues: JobQueueDefinition<never>[] = [];
   const schedules: { name: string; cron: string; data: object | undefined }[] = [];
   let bus: EventBus | undefined;
@@ -115,18 +129,47 @@ export function createBackground(settings: BackgroundSettings): Background {
   async function prepare(): Promise<void> {
     if (state !== 'collecting') return;
     state = 'prepared';
+    const movedNames = new Set(settings.jetstream?.subscriptionNames ?? []);
+    const unknown = [...movedNames].filter((name) => !subscriptions.some((entry) => entry.name === name));
+    if (unknown.length > 0) {
+      throw new Error(`JetStream subscriptions name no subscription of this server: ${unknown.join(', ')}`);
+    }
+    for (const subscription of subscriptions.filter((entry) => movedNames.has(entry.name))) {
+      if (settings.jetstream === undefined) break;
+      // Its Postgres deliveries would pile up unclaimed: stop fanning out to it.
+      await retireSubscription(settings.database, subscription.name);
+      const services = new Set(subscription.eventTypes.map(serviceOfEventType));
+      const [service] = [...services];
+      if (services.size !== 1 || service === undefined) {
+        throw new Error(
+          `${subscription.name} must take the events of exactly one service to consume from JetStream`,
+        );
+      }
+      consumers.push(
+        createJetStreamConsumer({
+          connection: settings.jetstream.connection,
+          database: settings.database,
+          logger: settings.logger.child({ component: 'jetstream', subscriber: subscription.name }),
+          subscription,
+          service,
+        }),
+      );
+    }
     bus = createEventBus({
       database: settings.database,
       logger: settings.logger.child({ component: 'events' }),
       clock: settings.clock,
-      subscriptions,
+      subscriptions: subscriptions.filter((entry) => !movedNames.has(entry.name)),
       publishers: settings.publishers ?? [],
       pollIntervalMs: settings.eventPollIntervalMs,
       batchSize: settings.eventBatchSize,
       concurrency: settings.eventConcurrency,
     });
     await bus.register();
-    if (metricsRegistry !== undefined) bus.registerMetrics(metricsRegistry);
+    if (metricsRegistry !== undefined) {
+      bus.registerMetrics(metricsRegistry);
+      for (const consumer of consumers) consumer.registerMetrics(metricsRegistry);
+    }
     // pg-boss installs and maintains its own schema: only pay for it when some module has jobs.
     if (queues.length === 0 && schedules.length === 0) return;
     if (settings.connectionString === undefined) {
@@ -167,6 +210,7 @@ export function createBackground(settings: BackgroundSettings): Background {
       if (state !== 'prepared') return;
       state = 'running';
       await bus?.start();
+      for (const consumer of consumers) await consumer.start();
     },
     async stop() {
       if (state === 'stopped' || state === 'collecting') {
@@ -176,7 +220,10 @@ export function createBackground(settings: BackgroundSettings): Background {
       const wasRunning = state === 'running';
       state = 'stopped';
       // Events first: their handlers may send jobs.
-      if (wasRunning) await bus?.stop();
+      if (wasRunning) {
+        await Promise.all(consumers.map((consumer) => consumer.stop()));
+        await bus?.stop();
+      }
       await jobs?.stop({ timeoutMs: Math.max(1000, settings.stopTimeoutMs) });
     },
     events() {
