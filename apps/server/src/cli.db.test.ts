@@ -361,16 +361,14 @@ describe('keel events dead-letters and events replay', () => {
       ],
     });
     await bus.register();
-    const envelope = await testDb.database
-      .typed<unknown>()
-      .transaction((trx) =>
-        emitEvent(trx, {
-          type: 'tests.cli_checked.v1',
-          aggregateType: 'test',
-          aggregateId: 'cli',
-          payload: {},
-        }),
-      );
+    const envelope = await testDb.database.typed<unknown>().transaction((trx) =>
+      emitEvent(trx, {
+        type: 'tests.cli_checked.v1',
+        aggregateType: 'test',
+        aggregateId: 'cli',
+        payload: {},
+      }),
+    );
     eventId = envelope.id;
     await bus.runOnce();
   });
