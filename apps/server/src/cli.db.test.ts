@@ -256,7 +256,10 @@ describe('keel keys status and keys rotate', () => {
       activeKeyId: 'k1',
       keyIds: ['k1'],
       isDone: true,
-      columns: [{ table: 'platform.accounts', column: 'mfa_secret', pending: 0 }],
+      columns: [
+        { table: 'platform.accounts', column: 'mfa_secret', pending: 0 },
+        { table: 'orders.webhook_endpoints', column: 'secret_encrypted', pending: 0 },
+      ],
     });
   });
 
@@ -266,6 +269,7 @@ describe('keel keys status and keys rotate', () => {
     expect(before.stdout).toBe(
       'active key k2 (keyring: k2, k1)\n' +
         'platform.accounts.mfa_secret: 3 values under an older key\n' +
+        'orders.webhook_endpoints.secret_encrypted: 0 values under an older key\n' +
         'values remain under older keys: keep every key until this reaches 0\n',
     );
 
@@ -274,6 +278,7 @@ describe('keel keys status and keys rotate', () => {
     expect(rotation).toMatchObject({ code: 0, stderr: '' });
     expect(rotation.stdout).toBe(
       'platform.accounts.mfa_secret: 3 of 3 re-wrapped under k2, 0 changed meanwhile, 0 failed\n' +
+        'orders.webhook_endpoints.secret_encrypted: nothing to rotate\n' +
         'done: every value is under k2\n',
     );
     const afterRotation = createFieldEncryption(parseKeyring(`k2:${k2}`));
@@ -315,6 +320,7 @@ describe('keel keys status and keys rotate', () => {
           pending: 1,
           result: { rotated: 0, failed: 1, failures: [{ id: first?.id, code: 'crypto.decrypt_failed' }] },
         },
+        { table: 'orders.webhook_endpoints', pending: 0 },
       ],
     });
     const text = await run(['keys', 'rotate'], newKeys);

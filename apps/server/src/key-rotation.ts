@@ -1,3 +1,4 @@
+import { webhookSecretColumn } from '@keel/orders';
 import { mfaSecretColumn } from '@keel/platform/auth';
 import type { PlatformConfig } from '@keel/platform/config';
 import {
@@ -10,7 +11,7 @@ import type { Logger } from '@keel/platform/observability';
 import type { PlatformSecurity } from '@keel/platform/server';
 
 /** Every encrypted column of the server; services' columns join this list as they arrive. */
-export const ENCRYPTED_COLUMNS: readonly EncryptedColumnSpec[] = [mfaSecretColumn];
+export const ENCRYPTED_COLUMNS: readonly EncryptedColumnSpec[] = [mfaSecretColumn, webhookSecretColumn];
 
 /**
  * Re-wraps encrypted columns under the active key in the background: after a

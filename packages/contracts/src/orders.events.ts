@@ -19,7 +19,16 @@ export const ORDER_STATUSES = [
   'DELIVERED',
   'CANCELLED',
 ] as const;
-export const OrderStatusSchema = Type.Union(ORDER_STATUSES.map((status) => Type.Literal(status)));
+// Spelled out: mapping over ORDER_STATUSES would widen the literals and type every status as `never`.
+export const OrderStatusSchema = Type.Union([
+  Type.Literal('PLACED'),
+  Type.Literal('CONFIRMED'),
+  Type.Literal('PREPARING'),
+  Type.Literal('READY'),
+  Type.Literal('OUT_FOR_DELIVERY'),
+  Type.Literal('DELIVERED'),
+  Type.Literal('CANCELLED'),
+]);
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
 export const OrderPlacedV1 = defineEvent(

@@ -13,3 +13,7 @@ export const ordersModule: ServiceModule = {
   roles: ORDERS_ROLES,
   seedDemoData: seedOrdersDemoData,
 };
+
+export { webhookSecretColumn } from './webhooks/webhook.service.ts';
+// For receivers of Keel's webhooks: check a delivery's Standard Webhooks signature.
+export { signWebhook, verifyWebhookSignature } from './webhooks/webhook-signature.ts';

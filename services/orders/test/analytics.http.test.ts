@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type EventDefinition,
+  type EventEnvelope,
+  OrderCancelledV1,
+  type OrderPlacedPayload,
+  OrderPlacedV1,
+  type OrderStatus,
+  OrderStatusChangedV1,
+} from '@keel/contracts';
+import { systemClock } from '@keel/platform/module';
+import { emitEvent, handleEventOnce } from '@keel/platform/outbox';
+import { useTestApp } from '@keel/platform/testing';
+import type { InjectOptions } from 'fastify';
+import type { TSchema } from 'typebox';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createAnalyticsSubscription } from '../src/analytics/on-order-event.handler.ts';
+import { ordersModule } from '../src/index.ts';
+import {
+  createTestOutlet,
+  type OrdersCaller,
+  signInCustomer,
+  signInOrdersAdmin,
+  signInStaff,
+  type TestOutlet,
+} from './fixtures.ts';
+
+// The projection is fed with events emitted straight into the outbox, as the
+// orders feature emits them: these tests depend on the contracts only.
+
+const harness = useTestApp({ modules: [ordersModule], env: { RATE_LIMIT_ENABLED: 'false' } });
+const inject = (options: InjectOptions) => harness.testApp.app.inject(options);
+
+// Payloads are checked against the contract by emitEvent at run time.
+async function emit(
+  definition: EventDefinition<string, TSchema>,
+  payload: { orderId: string } & Record<string, unknown>,
+  occurredAt: string,
+): Promise<EventEnvelope> {
+  return harness.testDb.database.typed<unknown>().transaction((trx) =>
+    emitEvent(
+      trx,
+      {
+        type: definition.type,
+        aggregateType: 'order',
+        aggregateId: payload.orderId,
+        payload,
+        occurredAt: new Date(occurredAt),
+      },
+      { definition },
+    ),
+  );
+}
+
+type TestOrder = { orderId: string; outletId: string; customerId: string; placedAt: string; version: number };
+
+async function placeOrder(outlet: TestOutlet, totalMinor: number, placedAt: string): Promise<TestOrder> {
+  const order = {
+    orderId: randomUUID(),
+    outletId: outlet.id,
+    customerId: randomUUID(),
+    placedAt,
+    version: 1,
+  };
+  await emit(
+    OrderPlacedV1,
+    {
+      ...order,
+      currency: outlet.currency,
+      totalMinor,
+      lines: [{ menuItemId: randomUUID(), name: 'Burger', quantity: 1, unitPriceMinor: totalMinor }],
+    } satisfies OrderPlacedPayload,
+    placedAt,
+  );
+  return order;
+}
+
+async function changeStatus(order: TestOrder, from: OrderStatus, to: OrderStatus, changedAt: string) {
+  order.version += 1;
+  return emit(
+    OrderStatusChangedV1,
+    {
+      orderId: order.orderId,
+      outletId: order.outletId,
+      customerId: order.customerId,
+      from,
+      to,
+      version: order.version,
+      placedAt: order.placedAt,
+      changedAt,
+      changedBy: randomUUID(),
+    },
+    changedAt,
+  );
+}
+
+async function cancelOrder(order: TestOrder, totalMinor: number, currency: string, cancelledAt: string) {
+  order.version += 1;
+  return emit(
+    OrderCancelledV1,
+    {
+      orderId: order.orderId,
+      outletId: order.outletId,
+      customerId: order.customerId,
+      from: 'PLACED',
+      version: order.version,
+      cancelledBy: 'customer',
+      reason: null,
+      currency,
+      totalMinor,
+      releasedStock: [],
+      placedAt: order.placedAt,
+      cancelledAt,
+    },
+    cancelledAt,
+  );
+}
+
+/** Walks an order from PLACED to DELIVERED at the given times. */
+async function deliver(order: TestOrder, times: { ready: string; out: string; delivered: string }) {
+  await changeStatus(order, 'PLACED', 'CONFIRMED', times.ready);
+  await changeStatus(order, 'CONFIRMED', 'PREPARING', times.ready);
+  await changeStatus(order, 'PREPARING', 'READY', times.ready);
+  await changeStatus(order, 'READY', 'OUT_FOR_DELIVERY', times.out);
+  return changeStatus(order, 'OUT_FOR_DELIVERY', 'DELIVERED', times.delivered);
+}
+
+function getAnalytics(caller: OrdersCaller | undefined, query: Record<string, string>) {
+  return inject({
+    method: 'GET',
+    url: `/orders/analytics?${new URLSearchParams(query).toString()}`,
+    headers: caller === undefined ? {} : { authorization: caller.authorization },
+  });
+}
+
+const DAY = { from: '2030-03-01T00:00:00.000Z', to: '2030-03-02T00:00:00.000Z' };
+
+let eur: TestOutlet;
+let usd: TestOutlet;
+let staff: OrdersCaller;
+let admin: OrdersCaller;
+let customer: OrdersCaller;
+let delivered: EventEnvelope;
+
+// Outlet EUR, 2030-03-01:
+//   A 1000 placed 10:05, ready 10:20 (prep 900 s), out 10:30, delivered 10:50 (delivery 1200 s)
+//   B  500 placed 10:10, ready 10:40 (prep 1800 s), out 10:45, delivered 11:05 (delivery 1200 s)
+//   C  300 placed 10:15, cancelled 10:16
+// Outlet USD: D 700 placed 10:30.
+beforeAll(async () => {
+  eur = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+  usd = await createTestOutlet(harness.testDb.database, { currency: 'USD' });
+  staff = await signInStaff(harness.testApp, harness.testDb.database, [eur.id]);
+  admin = await signInOrdersAdmin(harness.testApp);
+  customer = await signInCustomer(harness.testApp);
+
+  const a = await placeOrder(eur, 1000, '2030-03-01T10:05:00.000Z');
+  const b = await placeOrder(eur, 500, '2030-03-01T10:10:00.000Z');
+  const c = await placeOrder(eur, 300, '2030-03-01T10:15:00.000Z');
+  await placeOrder(usd, 700, '2030-03-01T10:30:00.000Z');
+  delivered = await deliver(a, {
+    ready: '2030-03-01T10:20:00.000Z',
+    out: '2030-03-01T10:30:00.000Z',
+    delivered: '2030-03-01T10:50:00.000Z',
+  });
+  await deliver(b, {
+    ready: '2030-03-01T10:40:00.000Z',
+    out: '2030-03-01T10:45:00.000Z',
+    delivered: '2030-03-01T11:05:00.000Z',
+  });
+  await cancelOrder(c, 300, 'EUR', '2030-03-01T10:16:00.000Z');
+  await harness.testApp.background.drainEvents();
+});
+
+const HOUR_10 = {
+  start: '2030-03-01T10:00:00.000Z',
+  orders_placed: 3,
+  orders_delivered: 1,
+  orders_cancelled: 1,
+  revenue: [{ currency: 'EUR', placed_value_minor: 1800, revenue_minor: 1000, cancelled_value_minor: 300 }],
+  prep_count: 2,
+  delivery_count: 1,
+  avg_prep_seconds: 1350,
+  avg_delivery_seconds: 1200,
+};
+const HOUR_11 = {
+  start: '2030-03-01T11:00:00.000Z',
+  orders_placed: 0,
+  orders_delivered: 1,
+  orders_cancelled: 0,
+  revenue: [{ currency: 'EUR', placed_value_minor: 0, revenue_minor: 500, cancelled_value_minor: 0 }],
+  prep_count: 0,
+  delivery_count: 1,
+  avg_prep_seconds: null,
+  avg_delivery_seconds: 1200,
+};
+const EUR_DAY_TOTALS = {
+  orders_placed: 3,
+  orders_delivered: 2,
+  orders_cancelled: 1,
+  revenue: [{ currency: 'EUR', placed_value_minor: 1800, revenue_minor: 1500, cancelled_value_minor: 300 }],
+  prep_count: 2,
+  delivery_count: 2,
+  avg_prep_seconds: 1350,
+  avg_delivery_seconds: 1200,
+};
+
+describe('getOrderAnalytics', () => {
+  it('reports orders, revenue and average prep and delivery times per hour for a staff member’s outlet', async () => {
+    const response = await getAnalytics(staff, { outlet_id: eur.id, ...DAY });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toEqual({
+      outlet_id: eur.id,
+      from: DAY.from,
+      to: DAY.to,
+      granularity: 'hour',
+      buckets: [HOUR_10, HOUR_11],
+      totals: EUR_DAY_TOTALS,
+    });
+  });
+
+  it('adds hours up into UTC days, averaging from the totals', async () => {
+    const response = await getAnalytics(staff, { outlet_id: eur.id, ...DAY, granularity: 'day' });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json().buckets).toEqual([{ start: DAY.from, ...EUR_DAY_TOTALS }]);
+  });
+
+  it('counts only hours that start within [from, to)', async () => {
+    const response = await getAnalytics(staff, {
+      outlet_id: eur.id,
+      from: '2030-03-01T11:00:00.000Z',
+      to: '2030-03-01T12:00:00.000Z',
+    });
+    expect(response.json().buckets).toEqual([HOUR_11]);
+  });
+
+  it('gives an admin every outlet when outlet_id is omitted, money kept apart per currency', async () => {
+    const response = await getAnalytics(admin, DAY);
+    expect(response.statusCode, response.body).toBe(200);
+    const body = response.json();
+    expect(body.outlet_id).toBeNull();
+    expect(body.totals).toMatchObject({
+      orders_placed: 4,
+      orders_delivered: 2,
+      revenue: [
+        { currency: 'EUR', placed_value_minor: 1800, revenue_minor: 1500, cancelled_value_minor: 300 },
+        { currency: 'USD', placed_value_minor: 700, revenue_minor: 0, cancelled_value_minor: 0 },
+      ],
+    });
+    const usdOnly = await getAnalytics(admin, { outlet_id: usd.id, ...DAY });
+    expect(usdOnly.json().totals).toMatchObject({ orders_placed: 1, orders_delivered: 0 });
+  });
+
+  it('does not count an event twice when it is delivered again', async () => {
+    const subscription = createAnalyticsSubscription({ clock: systemClock });
+    // Through the inbox: recognised as a duplicate and skipped.
+    expect(await handleEventOnce(harness.testDb.database, subscription, delivered)).toBe(false);
+    // Bypassing the inbox (a rebuild, another transport): the set-once state still holds.
+    await harness.testDb.database.typed<unknown>().transaction((trx) => subscription.handler(delivered, trx));
+    const response = await getAnalytics(staff, { outlet_id: eur.id, ...DAY });
+    expect(response.json().totals).toEqual(EUR_DAY_TOTALS);
+  });
+
+  it('answers 404 orders.outlet_not_found for an outlet the staff member does not work at, or that does not exist', async () => {
+    for (const outletId of [usd.id, randomUUID()]) {
+      const response = await getAnalytics(staff, { outlet_id: outletId, ...DAY });
+      expect(response.statusCode).toBe(404);
+      expect(response.json()).toMatchObject({ code: 'orders.outlet_not_found' });
+    }
+    const unknownForAdmin = await getAnalytics(admin, { outlet_id: randomUUID(), ...DAY });
+    expect(unknownForAdmin.statusCode).toBe(404);
+    expect(unknownForAdmin.json()).toMatchObject({ code: 'orders.outlet_not_found' });
+  });
+
+  it('requires outlet_id from staff with 400 orders.analytics_outlet_required', async () => {
+    const response = await getAnalytics(staff, DAY);
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({ code: 'orders.analytics_outlet_required' });
+  });
+
+  it('refuses a customer with 403 and an anonymous caller with 401', async () => {
+    const refused = await getAnalytics(customer, { outlet_id: eur.id, ...DAY });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json()).toMatchObject({ code: 'auth.forbidden' });
+    expect((await getAnalytics(undefined, { outlet_id: eur.id, ...DAY })).statusCode).toBe(401);
+  });
+
+  it('answers 400 orders.analytics_invalid_range for a range over 31 days, empty or inverted', async () => {
+    for (const range of [
+      { from: '2030-03-01T00:00:00.000Z', to: '2030-04-01T00:00:01.000Z' },
+      { from: DAY.from, to: DAY.from },
+      { from: DAY.to, to: DAY.from },
+    ]) {
+      const response = await getAnalytics(staff, { outlet_id: eur.id, ...range });
+      expect(response.statusCode, JSON.stringify(range)).toBe(400);
+      expect(response.json()).toMatchObject({ code: 'orders.analytics_invalid_range' });
+    }
+  });
+
+  it('answers 400 for a malformed query', async () => {
+    const queries: Record<string, string>[] = [
+      { outlet_id: eur.id, from: 'yesterday', to: DAY.to },
+      { outlet_id: eur.id, ...DAY, granularity: 'week' },
+      { outlet_id: 'not-a-uuid', ...DAY },
+      { outlet_id: eur.id, to: DAY.to },
+    ];
+    for (const query of queries) {
+      const response = await getAnalytics(staff, query);
+      expect(response.statusCode, JSON.stringify(query)).toBe(400);
+    }
+  });
+});
