@@ -15,8 +15,8 @@ const MENU_ITEMS_PER_OUTLET = 8;
 const CUSTOMERS = 40;
 const SEEDED_ORDERS = 2000;
 const SEED_CONCURRENCY = 20;
-// Deep enough that no run sells out: out-of-stock answers would be 409s, not load.
-const STOCK_ON_HAND = 1_000_000_000;
+// The most an outlet may hold of an item; no run sells it out (out-of-stock answers would be 409s, not load).
+const STOCK_ON_HAND = 10_000_000;
 const PASSWORD = 'bench password that is long enough';
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
 const NEXT_STATUS: Record<string, string | undefined> = {
@@ -44,7 +44,11 @@ async function call(
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${baseUrl}${url}`, {
     method,
-    headers: { ...JSON_HEADERS, authorization, ...headers },
+    headers: {
+      ...(body === undefined ? { accept: 'application/json' } : JSON_HEADERS),
+      authorization,
+      ...headers,
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return {
