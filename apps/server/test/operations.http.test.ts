@@ -171,15 +171,13 @@ describe('job dead letters over HTTP', () => {
       headers: { authorization },
     });
     expect(replayed.statusCode).toBe(204);
-    const waiting = await harness.testDb.database
-      .typed<unknown>()
-      .run((db) =>
-        sql<{
-          count: string;
-        }>`select count(*) as count from pgboss.job where name = 'chores.sweep' and data->>'label' = 'refuse'`.execute(
-          db,
-        ),
-      );
+    const waiting = await harness.testDb.database.typed<unknown>().run((db) =>
+      sql<{
+        count: string;
+      }>`select count(*) as count from pgboss.job where name = 'chores.sweep' and data->>'label' = 'refuse'`.execute(
+        db,
+      ),
+    );
     // The original failed job and its replay.
     expect(Number(waiting.rows[0]?.count)).toBeGreaterThanOrEqual(2);
   });

@@ -78,15 +78,13 @@ describe('background work with JetStream', () => {
         sql<{ subscriber: string }>`select distinct subscriber from platform.event_deliveries`.execute(db),
       );
     expect(pending.rows.map((row) => row.subscriber)).not.toContain(`${service}.streamed`);
-    const subscribed = await testDb.database
-      .typed<unknown>()
-      .run((db) =>
-        sql<{
-          subscriber: string;
-        }>`select subscriber from platform.event_subscriptions where event_type = ${eventType} order by subscriber`.execute(
-          db,
-        ),
-      );
+    const subscribed = await testDb.database.typed<unknown>().run((db) =>
+      sql<{
+        subscriber: string;
+      }>`select subscriber from platform.event_subscriptions where event_type = ${eventType} order by subscriber`.execute(
+        db,
+      ),
+    );
     expect(subscribed.rows.map((row) => row.subscriber)).toEqual([`${service}.local`]);
   });
 
