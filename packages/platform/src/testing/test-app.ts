@@ -110,7 +110,8 @@ export async function buildTestApp(options: {
   });
   const background = createBackground({
     ...backgroundSettingsFrom(config, {
-      ...(options.databaseUrl === undefined ? {} : { connectionString: options.databaseUrl }),
+      // pg-boss opens its own pool on the same database the app's pool points at.
+      ...connectionStringOf(options),
       database: options.database,
       logger,
       clock,
@@ -151,6 +152,13 @@ export async function buildTestApp(options: {
       await security.close();
     },
   };
+}
+
+function connectionStringOf(options: { database: Database; databaseUrl?: string }): {
+  connectionString?: string;
+} {
+  const connectionString = options.databaseUrl ?? options.database.pool.options.connectionString;
+  return connectionString === undefined ? {} : { connectionString };
 }
 
 export type TestAppHarness = { testDb: TestDatabase; testApp: TestApp };

@@ -1,0 +1,112 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+// Runs the real server entry (`node apps/server/src/main.ts`) as a child
+// process, for tests that need what `app.inject` cannot give: a process that
+// dies mid-request and a fresh one that picks up what it left.
+
+export const REPOSITORY_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const OUTPUT_TAIL_LINES = 80;
+
+export type ServerExit = { code: number | null; signal: NodeJS.Signals | null };
+
+export type ServerProcess = {
+  baseUrl: string;
+  child: ChildProcess;
+  /** Settles when the process has exited, however it ended. */
+  exited: Promise<ServerExit>;
+  hasExited: () => boolean;
+  /** The last lines the process wrote to stdout and stderr. */
+  recentOutput: () => string[];
+};
+
+/** Asks the kernel for a free loopback port (another process could take it before the child binds; the start then fails loudly). */
+export async function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Spawns the server on a free port with `env` over this process's
+ * environment, and resolves once `GET /health/ready` answers 200. Rejects,
+ * with the tail of the child's output, if it exits first or is not ready
+ * within `readyTimeoutMs` (the child is killed then).
+ */
+export async function startServerProcess(options: {
+  env: Record<string, string>;
+  readyTimeoutMs: number;
+}): Promise<ServerProcess> {
+  const port = await findFreePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, ['apps/server/src/main.ts'], {
+    cwd: REPOSITORY_ROOT,
+    env: { ...process.env, ...options.env, HOST: '127.0.0.1', PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+
+  const tail: string[] = [];
+  const collect = (chunk: Buffer) => {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      tail.push(line);
+      if (tail.length > OUTPUT_TAIL_LINES) tail.shift();
+    }
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  let exit: ServerExit | undefined;
+  const exited = new Promise<ServerExit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve(exit);
+    });
+  });
+  const server: ServerProcess = {
+    baseUrl,
+    child,
+    exited,
+    hasExited: () => exit !== undefined,
+    recentOutput: () => [...tail],
+  };
+
+  const deadline = Date.now() + options.readyTimeoutMs;
+  for (;;) {
+    if (exit !== undefined) {
+      throw new Error(
+        `server exited before it was ready (code ${exit.code}, signal ${exit.signal}):\n${tail.join('\n')}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      await killServerProcess(server);
+      throw new Error(`server was not ready within ${options.readyTimeoutMs} ms:\n${tail.join('\n')}`);
+    }
+    if (await isReady(`${baseUrl}/health/ready`)) return server;
+    await sleep(100);
+  }
+}
+
+/** SIGKILL: no graceful shutdown, no in-flight request finishes, no pool is closed. */
+export async function killServerProcess(server: ServerProcess): Promise<ServerExit> {
+  if (!server.hasExited()) server.child.kill('SIGKILL');
+  return server.exited;
+}
+
+async function isReady(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
