@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     // finished or handed back.
     await background.stop();
     await nats?.close();
-    const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 });
+    const isDrained = await opened.database.drain({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 4 });
     if (!isDrained) logger.warn('database work still running at shutdown; closing anyway');
     await security.close();
     await opened.close();

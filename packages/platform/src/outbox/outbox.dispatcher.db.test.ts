@@ -580,6 +580,58 @@ describe('createEventBus with concurrent dispatchers', () => {
   });
 });
 
+describe('createEventBus maxConcurrentBatches', () => {
+  it('never runs two batches of a subscription limited to one at once, while others use every worker', async () => {
+    const names = uniqueNames();
+    const type = names.type('happened');
+    const inFlight = { limited: 0, free: 0 };
+    const peak = { limited: 0, free: 0 };
+    const track = (kind: 'limited' | 'free'): Subscription => ({
+      name: names.subscriber(kind),
+      eventTypes: [type],
+      isOrderedPerAggregate: false,
+      maxAttempts: 5,
+      ...(kind === 'limited' ? { maxConcurrentBatches: 1 } : {}),
+      async handler(event, trx) {
+        inFlight[kind] += 1;
+        peak[kind] = Math.max(peak[kind], inFlight[kind]);
+        try {
+          await sql`select pg_sleep(0.01)`.execute(trx);
+          await insertEffect(trx, names.subscriber(kind), event);
+        } finally {
+          inFlight[kind] -= 1;
+        }
+      },
+    });
+    // 40 events make two batches per subscriber (32 per transaction), which 4 workers would run at once.
+    const bus = openBus({ subscriptions: [track('limited'), track('free')], concurrency: 4, batchSize: 200 });
+    await bus.register();
+    await testDb.database.typed<unknown>().transaction(async (trx) => {
+      for (let index = 0; index < 40; index += 1) await emitEvent(trx, buildEventInput({ type }));
+    });
+
+    await drainBus(bus);
+
+    expect(await countEffects(names.subscriber('limited'))).toBe(40);
+    expect(await countEffects(names.subscriber('free'))).toBe(40);
+    expect(peak.limited).toBe(1);
+    expect(peak.free).toBeGreaterThan(1);
+  });
+
+  it('refuses a limit that is not a positive integer', () => {
+    expect(() =>
+      openBus({
+        subscriptions: [
+          {
+            ...recordingSubscription({ name: 'tests.zero', eventTypes: ['tests.x.v1'] }),
+            maxConcurrentBatches: 0,
+          },
+        ],
+      }),
+    ).toThrow(/maxConcurrentBatches/);
+  });
+});
+
 describe('createEventBus in the background', () => {
   it('wakes on NOTIFY and delivers a committed event without waiting for the poll interval', async () => {
     const names = uniqueNames();

@@ -247,11 +247,16 @@ export function createEventBus(options: EventBusOptions): EventBus {
   // Which subscriber a worker serves next: workers take turns over all of
   // them, so a subscriber with a backlog cannot starve the others.
   let rotation = 0;
+  // Batches in flight per subscriber, for `maxConcurrentBatches`.
+  const batchesInFlight = new Map<string, number>();
   function nextSubscription(exhausted: ReadonlySet<string>): Subscription | undefined {
     for (let step = 0; step < subscriptions.length; step += 1) {
       const candidate = subscriptions[rotation % subscriptions.length];
       rotation = (rotation + 1) % subscriptions.length;
-      if (candidate !== undefined && !exhausted.has(candidate.name)) return candidate;
+      if (candidate === undefined || exhausted.has(candidate.name)) continue;
+      const limit = candidate.maxConcurrentBatches ?? concurrency;
+      if ((batchesInFlight.get(candidate.name) ?? 0) >= limit) continue;
+      return candidate;
     }
     return undefined;
   }
@@ -272,10 +277,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
         // Reserved before the await so that parallel workers stay within batchSize.
         attempted += limit;
         let delivered = 0;
+        batchesInFlight.set(subscription.name, (batchesInFlight.get(subscription.name) ?? 0) + 1);
         try {
           delivered = await deliverBatch(subscription, limit);
         } catch (error) {
           errors.push(error);
+        } finally {
+          batchesInFlight.set(subscription.name, (batchesInFlight.get(subscription.name) ?? 1) - 1);
         }
         attempted -= limit - delivered;
         if (delivered === 0) exhausted.add(subscription.name);

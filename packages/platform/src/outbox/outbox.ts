@@ -60,6 +60,13 @@ export type Subscription = {
   handler: EventHandler;
   /** Overrides the bus's retry policy. */
   retry?: RetryPolicy;
+  /**
+   * Batches of this subscription one process handles at once (default: the
+   * bus's concurrency). 1 for a handler that locks shared rows in event order
+   * (a per-outlet counter): two batches in parallel would take those locks in
+   * different orders and deadlock.
+   */
+  maxConcurrentBatches?: number;
 };
 
 /**
@@ -123,6 +130,13 @@ export function validateSubscriptions(subscriptions: readonly Subscription[]): v
     }
     if (!Number.isInteger(subscription.maxAttempts) || subscription.maxAttempts < 1) {
       throw invalidSubscription(name, 'maxAttempts must be an integer from 1');
+    }
+    const { maxConcurrentBatches } = subscription;
+    if (
+      maxConcurrentBatches !== undefined &&
+      (!Number.isInteger(maxConcurrentBatches) || maxConcurrentBatches < 1)
+    ) {
+      throw invalidSubscription(name, 'maxConcurrentBatches must be an integer from 1');
     }
   }
 }

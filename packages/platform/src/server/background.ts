@@ -73,7 +73,9 @@ export function backgroundSettingsFrom(
     eventConcurrency: config.EVENTS_CONCURRENCY,
     eventRetentionDays: config.EVENTS_RETENTION_DAYS,
     jobsPollIntervalSeconds: config.JOBS_POLL_INTERVAL_SECONDS,
-    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2,
+    // Shutdown's budget: a quarter for running jobs, a quarter for the pool to
+    // drain, the rest for the HTTP server and handlers in flight.
+    stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS / 4,
   };
 }
 

@@ -23,6 +23,9 @@ export function createTrackingSubscription(): Subscription {
     name: TRACKING_SUBSCRIPTION_NAME,
     eventTypes: ORDER_EVENT_TYPES,
     isOrderedPerAggregate: true,
+    // A batch takes outlet cursor locks in event order; two batches at once
+    // in one process would take them in different orders and deadlock.
+    maxConcurrentBatches: 1,
     maxAttempts: 20,
     async handler(event, trx) {
       await appendFeedEntry(asPlatformTables<TrackingSchema>(trx), toFeedEntryInput(event));
