@@ -46,6 +46,13 @@ export function histogramQuantile(histogram: Histogram, quantile: number): numbe
   return previousBound;
 }
 
+/** What a histogram recorded between two scrapes. */
+function subtract(after: Histogram, before: Histogram): Histogram {
+  const buckets = new Map<number, number>();
+  for (const [bound, count] of after.buckets) buckets.set(bound, count - (before.buckets.get(bound) ?? 0));
+  return { buckets, count: after.count - before.count, sum: after.sum - before.sum };
+}
+
 export async function scrapeMetrics(baseUrl: string): Promise<string> {
   const response = await fetch(`${baseUrl}/metrics`);
   return response.text();
@@ -57,10 +64,11 @@ export async function scrapeMetrics(baseUrl: string): Promise<string> {
  */
 export async function eventLagAfterDrain(
   baseUrl: string,
-  options: { quietMs?: number; timeoutMs?: number } = {},
+  options: { quietMs?: number; timeoutMs?: number; baseline?: string } = {},
 ): Promise<Record<string, number>> {
-  const quietMs = options.quietMs ?? 2000;
-  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  const quietMs = options.quietMs ?? 3000;
+  const startedAt = Date.now();
+  const deadline = startedAt + (options.timeoutMs ?? 600_000);
   let last = -1;
   let stableSince = Date.now();
   let text = '';
@@ -75,8 +83,12 @@ export async function eventLagAfterDrain(
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  const lag = parseHistogram(text, 'keel_event_lag_seconds');
+  const lag = subtract(
+    parseHistogram(text, 'keel_event_lag_seconds'),
+    parseHistogram(options.baseline ?? '', 'keel_event_lag_seconds'),
+  );
   return {
+    drainSecondsAfterRun: (Date.now() - startedAt - quietMs) / 1000,
     eventDeliveries: lag.count,
     eventLagMeanMs: lag.count === 0 ? Number.NaN : (lag.sum / lag.count) * 1000,
     eventLagP50Ms: histogramQuantile(lag, 0.5) * 1000,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
 import { benchUser, signInAdminOnce } from './credentials.ts';
-import { eventLagAfterDrain } from './metrics.ts';
+import { eventLagAfterDrain, scrapeMetrics } from './metrics.ts';
 import type { PreparedScenario, Scenario, ScenarioContext } from './scenarios.ts';
 
 // The orders scenarios: a chain of outlets with deep stock, customers placing
@@ -176,6 +176,12 @@ function prepareWorld(baseUrl: string, context: ScenarioContext): Promise<World>
   return world;
 }
 
+/** The server's metrics once the seeding's events are delivered: the baseline of a scenario's lag. */
+async function settledMetrics(baseUrl: string): Promise<string> {
+  await eventLagAfterDrain(baseUrl);
+  return scrapeMetrics(baseUrl);
+}
+
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)] as T;
 }
@@ -278,6 +284,8 @@ const ordersPlace: Scenario = {
     const data = await prepareWorld(baseUrl, context);
     const keys = keySource(`place-${data.prefix}-${randomBytes(3).toString('hex')}`);
     let placed = 0;
+    // Lag is measured over this scenario's events only, not the seeding's.
+    const baseline = await settledMetrics(baseUrl);
     return {
       requests: [
         (() => {
@@ -290,7 +298,10 @@ const ordersPlace: Scenario = {
           };
         })(),
       ],
-      observations: async () => ({ ordersPlaced: placed, ...(await eventLagAfterDrain(baseUrl)) }),
+      observations: async () => ({
+        ordersPlaced: placed,
+        ...(await eventLagAfterDrain(baseUrl, { baseline })),
+      }),
     };
   },
 };
@@ -338,6 +349,7 @@ const ordersMixed: Scenario = {
     const idle: TrackedOrder[] = [...seeded];
     const staffOf = new Map(data.outlets.map((outlet) => [outlet.id, outlet.staffAuthorization]));
     const keys = keySource(`mixed-${data.prefix}-${randomBytes(3).toString('hex')}`);
+    const baseline = await settledMetrics(baseUrl);
     const counts = { reads: 0, statusChanges: 0, placements: 0, statusConflicts: 0, idleStarved: 0 };
     const place = createPlacement(data, keys, (order) => {
       readable.push(order);
@@ -401,7 +413,7 @@ const ordersMixed: Scenario = {
     };
     return {
       requests: [request],
-      observations: async () => ({ ...counts, ...(await eventLagAfterDrain(baseUrl)) }),
+      observations: async () => ({ ...counts, ...(await eventLagAfterDrain(baseUrl, { baseline })) }),
     };
   },
 };

@@ -35,6 +35,9 @@ export function createAnalyticsSubscription(deps: { clock: Clock }): Subscriptio
     eventTypes: [OrderPlacedV1.type, OrderStatusChangedV1.type, OrderCancelledV1.type],
     isOrderedPerAggregate: true,
     maxAttempts: 10,
+    // Every event of an outlet's hour updates one rollup row: parallel batches
+    // would queue on (and deadlock over) those row locks, so one at a time.
+    maxConcurrentBatches: 1,
     handler: (event, trx) =>
       projectOrderEvent(asPlatformTables<AnalyticsSchema>(trx), event, deps.clock.now()),
   };
