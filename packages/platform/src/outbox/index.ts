@@ -1,5 +1,6 @@
 export { createEventBus, type EventBus, type EventBusOptions } from './outbox.dispatcher.ts';
 export { OUTBOX_APPEND_ONLY_SQLSTATE, type OutboxErrorCode } from './outbox.errors.ts';
+export { listenForNotifications, type NotificationListener } from './outbox.listener.ts';
 export type { OutboxTables } from './outbox.repository.ts';
 export { EVENTS_CHANNEL } from './outbox.repository.ts';
 export {

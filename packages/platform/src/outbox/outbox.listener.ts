@@ -9,34 +9,47 @@ const RECONNECT_MAX_MS = 30_000;
 /**
  * Listens on `channel` over a dedicated connection (a pooled one would count
  * as busy forever and stop `database.drain` from ever seeing the pool quiet)
- * and calls `onNotification` for each notification. A lost connection is
- * reopened with backoff, and `onNotification` is called after every
- * (re)connect because notifications sent while disconnected are gone: the
- * caller must look for work then. Resolves once the first LISTEN is in place
- * (so a caller that awaits it cannot miss a notification sent afterwards), or
- * once the first attempt failed, which is logged and retried: polling covers
- * the gap.
+ * and calls `onNotification` with each notification's payload. A lost
+ * connection is reopened with backoff, and `onConnected` (default: an
+ * `onNotification('')`) is called after every (re)connect because
+ * notifications sent while disconnected are gone: the caller must look for
+ * work then. Resolves once the first LISTEN is in place (so a caller that
+ * awaits it cannot miss a notification sent afterwards), or once the first
+ * attempt failed, which is logged and retried: polling covers the gap.
+ *
+ * @example
+ * const listener = await listenForNotifications({
+ *   connection: { connectionString }, channel: 'orders_tracking', logger,
+ *   onNotification: (payload) => hub.wake(payload), onConnected: () => hub.catchUp(),
+ * });
  */
 export async function listenForNotifications(options: {
   connection: pg.ClientConfig;
   channel: string;
   logger: Logger;
-  onNotification: () => void;
+  onNotification: (payload: string) => void;
+  onConnected?: () => void;
+  /** Shown in `pg_stat_activity`. */
+  applicationName?: string;
 }): Promise<NotificationListener> {
   const { channel, logger, onNotification } = options;
+  const onConnected = options.onConnected ?? (() => onNotification(''));
   let client: pg.Client | undefined;
   let isClosed = false;
   let failures = 0;
   let reconnectTimer: NodeJS.Timeout | undefined;
 
   async function connect(): Promise<void> {
-    const candidate = new pg.Client({ ...options.connection, application_name: 'keel-event-listener' });
+    const candidate = new pg.Client({
+      ...options.connection,
+      application_name: options.applicationName ?? 'keel-event-listener',
+    });
     candidate.on('notification', (message) => {
-      if (message.channel === channel) onNotification();
+      if (message.channel === channel) onNotification(message.payload ?? '');
     });
     // Without a listener, an error on an idle connection would crash the process.
     candidate.on('error', (error) => {
-      logger.warn({ err: { message: error.message } }, 'event listener connection failed');
+      logger.warn({ err: { message: error.message }, channel }, 'listener connection failed');
     });
     try {
       await candidate.connect();
@@ -57,7 +70,7 @@ export async function listenForNotifications(options: {
     });
     client = candidate;
     failures = 0;
-    onNotification();
+    onConnected();
   }
 
   function scheduleReconnect(): void {
@@ -67,7 +80,7 @@ export async function listenForNotifications(options: {
     reconnectTimer = setTimeout(() => {
       reconnectTimer = undefined;
       connect().catch((error: unknown) => {
-        logger.warn({ err: { message: (error as Error).message } }, 'event listener reconnect failed');
+        logger.warn({ err: { message: (error as Error).message }, channel }, 'listener reconnect failed');
         scheduleReconnect();
       });
     }, delayMs);
@@ -76,7 +89,7 @@ export async function listenForNotifications(options: {
 
   await connect().catch((error: unknown) => {
     // Not fatal: dispatchers still poll, and the listener keeps trying.
-    logger.warn({ err: { message: (error as Error).message } }, 'event listener could not connect');
+    logger.warn({ err: { message: (error as Error).message }, channel }, 'listener could not connect');
     scheduleReconnect();
   });
   return {

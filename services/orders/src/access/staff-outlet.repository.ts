@@ -37,33 +37,3 @@ export async function findOutletIdsOfStaff(db: OrdersDb, accountId: string): Pro
     .execute();
   return rows.map((row) => row.outlet_id);
 }
-
-/** Idempotent: assigning twice keeps the first grant. */
-export async function insertStaffAssignment(
-  db: OrdersDb,
-  assignment: { accountId: string; outletId: string; grantedAt: Date; grantedBy: string },
-): Promise<void> {
-  await db
-    .insertInto('orders.staff_outlets')
-    .values({
-      account_id: assignment.accountId,
-      outlet_id: assignment.outletId,
-      granted_at: assignment.grantedAt,
-      granted_by: assignment.grantedBy,
-    })
-    .onConflict((conflict) => conflict.columns(['account_id', 'outlet_id']).doNothing())
-    .execute();
-}
-
-export async function deleteStaffAssignment(
-  db: OrdersDb,
-  accountId: string,
-  outletId: string,
-): Promise<boolean> {
-  const result = await db
-    .deleteFrom('orders.staff_outlets')
-    .where('account_id', '=', accountId)
-    .where('outlet_id', '=', outletId)
-    .executeTakeFirst();
-  return result.numDeletedRows > 0n;
-}
