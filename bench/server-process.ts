@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+// The file, not the testing kit's index: that one loads Vitest.
+import { findFreePort } from '../packages/platform/src/testing/free-port.ts';
 
 export type ExitStatus = { code: number | null; signal: NodeJS.Signals | null };
 
@@ -36,19 +37,6 @@ export class ServerStartError extends Error {
 
 const OUTPUT_TAIL_LINES = 40;
 const STOP_TIMEOUT_MS = 20_000;
-
-/** Asks the kernel for a free loopback port. Another process could take it before the child binds; rare, and the start then fails loudly. */
-export async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Spawns `node <args>` with PORT set, and resolves once `GET <readyPath>`

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { findFreePort } from '@keel/platform/testing';
 
 // Runs the real server entry (`node apps/server/src/main.ts`) as a child
 // process, for tests that need what `app.inject` cannot give: a process that
@@ -22,19 +22,6 @@ export type ServerProcess = {
   /** The last lines the process wrote to stdout and stderr. */
   recentOutput: () => string[];
 };
-
-/** Asks the kernel for a free loopback port (another process could take it before the child binds; the start then fails loudly). */
-export async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Spawns the server on a free port with `env` over this process's

@@ -24,6 +24,7 @@ export {
   TEST_PASSWORD,
   type TestAccount,
 } from './auth-helpers.ts';
+export { findFreePort } from './free-port.ts';
 export { tamperWithRow } from './tamper.ts';
 export { startTcpProxy, type TcpProxy, type TcpProxyFault } from './tcp-proxy.ts';
 export {
