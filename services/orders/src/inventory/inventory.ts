@@ -1,3 +1,4 @@
+import { formatVersionEtag, parseIfMatchVersion } from '@keel/platform/http';
 import { invalidCursor, invalidIfMatch } from './inventory.errors.ts';
 
 /** A stock item of one outlet as staff see it. */
@@ -47,23 +48,16 @@ export function isLowStock(stock: { onHand: number; reserved: number; lowStockTh
 
 /** The strong ETag of a stock item's version. */
 export function stockItemETag(version: number): string {
-  return `"${version}"`;
+  return formatVersionEtag(version);
 }
 
 /**
- * The version an `If-Match` header demands: a number, `undefined` when the
- * header is absent or `*` (any current representation matches). Only one
- * ETag is accepted: a stock item has exactly one current version.
+ * The version an `If-Match` header demands: undefined when the header is
+ * absent or `*` (any current representation matches).
  */
 export function parseIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const value = header.trim();
-  if (value === '*') return undefined;
-  const match = /^"([1-9][0-9]{0,9})"$/.exec(value);
-  if (match?.[1] === undefined) throw invalidIfMatch();
-  const version = Number(match[1]);
-  if (version > 2_147_483_647) throw invalidIfMatch();
-  return version;
+  const expected = parseIfMatchVersion(header, invalidIfMatch);
+  return expected === '*' ? undefined : expected;
 }
 
 // Cursors are opaque to clients (base64url JSON) so the sort key can change

@@ -1,5 +1,6 @@
 import { ORDER_STATUSES, type OrderStatus } from '@keel/contracts';
 import { assertNever } from '@keel/platform/errors';
+import { formatVersionEtag, parseIfMatchVersion } from '@keel/platform/http';
 import {
   cancelWindowClosed,
   duplicateMenuItem,
@@ -205,21 +206,19 @@ export function compareIds(a: string, b: string): number {
 
 /** The strong ETag of an order version. */
 export function formatEtag(version: number): string {
-  return `"${version}"`;
+  return formatVersionEtag(version);
 }
 
 /**
- * The version an `If-Match` header names: `"3"` (or weak `W/"3"`, which we
- * accept because the version is the whole representation's identity).
- * Undefined when the header is absent; `orders.invalid_if_match` when it is
- * not a single version (`*` or a list cannot express "the version I saw").
+ * The version an `If-Match` header names, or undefined when it is absent.
+ * `*` is refused with `orders.invalid_if_match`: it cannot express "the
+ * version I saw", which is the whole point of the check on an order.
  */
 export function parseIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) return undefined;
-  const match = /^\s*(?:W\/)?"([1-9][0-9]{0,9})"\s*$/.exec(header);
-  const version = match?.[1] === undefined ? Number.NaN : Number(match[1]);
-  if (!Number.isSafeInteger(version) || version > 2_147_483_647) throw invalidIfMatch();
-  return version;
+  // Weak W/"3" too: the version is the order representation's whole identity.
+  const expected = parseIfMatchVersion(header, invalidIfMatch, { isWeakAccepted: true });
+  if (expected === '*') throw invalidIfMatch();
+  return expected;
 }
 
 export function orderLocation(id: string): string {
