@@ -1,4 +1,4 @@
-export { type ColumnType, type Generated, type Kysely, sql, type Transaction } from 'kysely';
+export { type ColumnType, type Generated, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
 export {
   type AnyTransaction,
   asPlatformTables,

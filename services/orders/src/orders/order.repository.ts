@@ -1,7 +1,7 @@
 import type { OrderStatus } from '@keel/contracts';
-import { sql } from '@keel/platform/db';
+import { type Selectable, sql } from '@keel/platform/db';
 import type { ClaimCompletionSql } from '@keel/platform/idempotency';
-import type { OrdersDb } from '../database.ts';
+import type { OrdersDb, OrdersTable } from '../database.ts';
 import {
   type CancelledBy,
   compareIds,
@@ -249,27 +249,8 @@ export async function insertOrderReservingStock(
   };
 }
 
-type OrderRow = {
-  id: string;
-  outlet_id: string;
-  customer_id: string;
-  status: string;
-  version: number;
-  currency: string;
-  total_minor: string;
-  delivery_address: string | null;
-  note: string | null;
-  placed_at: Date;
-  confirmed_at: Date | null;
-  preparing_at: Date | null;
-  ready_at: Date | null;
-  out_for_delivery_at: Date | null;
-  delivered_at: Date | null;
-  cancelled_at: Date | null;
-  cancelled_by: string | null;
-  cancel_reason: string | null;
-  updated_at: Date;
-};
+// Rows come back through raw `sql`, so the table's select types are spelled out by Selectable.
+type OrderRow = Selectable<OrdersTable>;
 
 type LineJson = {
   line_number: number;
