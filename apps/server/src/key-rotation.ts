@@ -9,9 +9,14 @@ import {
 import type { Database } from '@keel/platform/db';
 import type { Logger } from '@keel/platform/observability';
 import type { PlatformSecurity } from '@keel/platform/server';
+import { TELEMEDICINE_ENCRYPTED_COLUMNS } from '@keel/telemedicine';
 
 /** Every encrypted column of the server; services' columns join this list as they arrive. */
-export const ENCRYPTED_COLUMNS: readonly EncryptedColumnSpec[] = [mfaSecretColumn, webhookSecretColumn];
+export const ENCRYPTED_COLUMNS: readonly EncryptedColumnSpec[] = [
+  mfaSecretColumn,
+  webhookSecretColumn,
+  ...TELEMEDICINE_ENCRYPTED_COLUMNS,
+];
 
 /**
  * Re-wraps encrypted columns under the active key in the background: after a

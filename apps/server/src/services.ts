@@ -1,9 +1,10 @@
 import { ordersModule } from '@keel/orders';
 import type { ServiceModule } from '@keel/platform/module';
+import { telemedicineModule } from '@keel/telemedicine';
 import { userMetadataModule } from '@keel/user-metadata';
 
 /** Every service this server can mount. `SERVICES` picks from these by name. */
-export const ALL_MODULES: ServiceModule[] = [userMetadataModule, ordersModule];
+export const ALL_MODULES: ServiceModule[] = [userMetadataModule, ordersModule, telemedicineModule];
 
 /** Resolves `SERVICES` ('all' or a comma list of names); an unknown name stops start. */
 export function selectModules(selection: string[]): ServiceModule[] {

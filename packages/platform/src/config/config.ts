@@ -81,6 +81,22 @@ export const PlatformConfigSchema = Type.Object({
 
   // Where notifications (password reset, alerts) go; `log` writes them to the log.
   NOTIFIER: Type.Union([Type.Literal('log')], { default: 'log' }),
+
+  // Telemedicine: booking holds, the slot window, the refund policy, prescription signing, search caching.
+  TELEMEDICINE_HOLD_MINUTES: Type.Integer({ minimum: 1, maximum: 60, default: 10 }),
+  TELEMEDICINE_SLOT_HORIZON_DAYS: Type.Integer({ minimum: 1, maximum: 180, default: 28 }),
+  TELEMEDICINE_FULL_REFUND_HOURS: Type.Integer({ minimum: 0, maximum: 720, default: 24 }),
+  TELEMEDICINE_LATE_CANCEL_REFUND_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 50 }),
+  // Ed25519 private key, base64 of its PKCS#8 DER; generated into KEEL_DATA_DIR outside production when unset.
+  TELEMEDICINE_PRESCRIPTION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 40 })),
+  TELEMEDICINE_SEARCH_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
+
+  // Payments: the gateway's API (unset outside production: an in-process simulated gateway).
+  PAYMENTS_GATEWAY_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  PAYMENTS_API_KEY: Type.Optional(Type.String({ minLength: 8 })),
+  PAYMENTS_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  PAYMENTS_WEBHOOK_TOLERANCE_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 300 }),
+  PAYMENTS_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
 });
 
 export type PlatformConfig = Static<typeof PlatformConfigSchema>;
