@@ -116,6 +116,39 @@ export async function benchUser(
   }
 }
 
+/**
+ * Signs a fresh account with an MFA-requiring role in (doctors, admins), enrolling
+ * its authenticator on the way, and returns `Bearer <access token>`.
+ */
+export async function signInEnrollingMfa(baseUrl: string, email: string, password: string): Promise<string> {
+  const login = await post(baseUrl, '/auth/login', { email, password });
+  if (
+    login.status !== 200 ||
+    login.body.status !== 'mfa_required' ||
+    login.body.enrollment_required !== true
+  ) {
+    throw new Error(`login of ${email} did not ask for MFA enrolment (${login.status})`);
+  }
+  const mfaToken = String(login.body.mfa_token);
+  const enrolment = await post(baseUrl, '/auth/mfa/challenge/enroll', { mfa_token: mfaToken });
+  const secret = String(enrolment.body.secret);
+  const code = await createTotp({ clock: { now: () => new Date() } }).generate(secret, new Date());
+  const verified = await post(baseUrl, '/auth/mfa/verify', { mfa_token: mfaToken, code });
+  if (verified.status !== 200) throw new Error(`MFA enrolment of ${email} failed: ${verified.status}`);
+  return `Bearer ${String(verified.body.access_token)}`;
+}
+
+/** Registers an account and returns its id (no roles). */
+export async function registerBenchAccount(
+  baseUrl: string,
+  email: string,
+  password: string,
+): Promise<string> {
+  const created = await post(baseUrl, '/auth/register', { email, password });
+  if (created.status !== 201) throw new Error(`registering ${email} failed: ${created.status}`);
+  return String(created.body.id);
+}
+
 let adminToken: string | undefined;
 /** The bench admin's access token (platform:admin, MFA passed), signed in once per run. */
 export async function signInAdminOnce(baseUrl: string, file: string): Promise<string> {

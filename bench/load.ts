@@ -5,6 +5,8 @@ export type LoadOptions = {
   connections: number;
   durationSeconds: number;
   requests?: autocannon.Request[];
+  /** Requests per second across all connections (open-loop pacing); unset: as fast as the server answers. */
+  overallRate?: number;
 };
 
 export type LatencySummary = {
@@ -79,6 +81,7 @@ function runAutocannon(
         // No worker threads: they cannot take the setupRequest closures the
         // scenarios use for unique bodies, so load is generated in this process.
         requests: options.requests,
+        ...(options.overallRate === undefined ? {} : { overallRate: options.overallRate }),
       },
       (error: unknown, result) => (error ? reject(error) : resolve(result)),
     );

@@ -163,8 +163,14 @@ async function measure(
   options: Options,
   connections: number,
   requests: Parameters<typeof measureLoad>[0]['requests'],
+  overallRate?: number,
 ): Promise<Measurement> {
-  const load = { url: server.baseUrl, connections, requests };
+  const load = {
+    url: server.baseUrl,
+    connections,
+    requests,
+    ...(overallRate === undefined ? {} : { overallRate }),
+  };
   await warmUp({ ...load, durationSeconds: options.warmupSeconds });
   const before = await server.readCpu();
   const loaderBefore = process.cpuUsage();
@@ -254,7 +260,13 @@ async function main(): Promise<void> {
       };
       const prepared = await scenario.prepare(server.baseUrl, context);
       for (const connections of options.connections) {
-        const measurement = await measure(server, options, connections, prepared.requests);
+        const measurement = await measure(
+          server,
+          options,
+          connections,
+          prepared.requests,
+          scenario.overallRate,
+        );
         const exit = server.exitStatus();
         if (exit) {
           // Numbers from a run during which the server went away are not a measurement of it.

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
 import { type BenchCredentials, benchUser } from './credentials.ts';
 import { orderScenarios } from './orders-scenarios.ts';
+import { telemedicineScenarios } from './telemedicine-scenarios.ts';
 
 export type PreparedScenario = {
   /** The request generator handed to autocannon; called once per request. */
@@ -24,6 +25,11 @@ export type Scenario = {
    * app with user-metadata's routes made public, to measure what authentication costs.
    */
   server?: 'keel' | 'keel-unauthenticated';
+  /**
+   * Paces the load to this many requests per second across all connections (a sustained-rate run)
+   * instead of sending as fast as the server answers.
+   */
+  overallRate?: number;
   /** Seeds what the scenario needs through the public API and returns its request generator. */
   prepare: (baseUrl: string, context: ScenarioContext) => Promise<PreparedScenario>;
 };
@@ -214,6 +220,7 @@ export const scenarios: readonly Scenario[] = [
   userMetadataGetUnauthenticated,
   authLogin,
   ...orderScenarios,
+  ...telemedicineScenarios,
 ];
 
 async function seedUsers(
