@@ -1,5 +1,14 @@
 import type { KeelApp } from '@keel/platform/http';
 import type { TelemedicineDependencies } from '../composition-root.ts';
+import { registerClinicalRoutes } from './clinical.routes.ts';
+import { createClinicalService } from './clinical.service.ts';
+import { createRemindersSubscription } from './on-consultation-scheduled.handler.ts';
+import { createSendReminderQueue } from './send-reminder.job.ts';
 
-/** Builds this feature and registers its routes, subscriptions and jobs. (Placeholder until the feature lands.) */
-export function wireClinical(_app: KeelApp, _deps: TelemedicineDependencies): void {}
+/** Builds the clinical feature (lifecycle, notes, reminders) and registers its routes, subscription and job. */
+export function wireClinical(app: KeelApp, deps: TelemedicineDependencies): void {
+  const clinical = createClinicalService({ db: deps.db, clock: deps.clock, encryption: deps.encryption });
+  registerClinicalRoutes(app, clinical);
+  deps.background.subscribe(createRemindersSubscription({ clock: deps.clock, jobs: deps.background.jobs }));
+  deps.background.addJobQueue(createSendReminderQueue({ db: deps.db, notifier: deps.notifier }));
+}

@@ -1,0 +1,77 @@
+import { AppError } from '@keel/platform/errors';
+import type { ConsultationStatus } from '../consultations/consultation.ts';
+
+/** Every error code the clinical feature (lifecycle, notes, reminders) produces. */
+export type ClinicalErrorCode =
+  | 'telemedicine.invalid_transition'
+  | 'telemedicine.too_early_to_start'
+  | 'telemedicine.too_early_for_no_show'
+  | 'telemedicine.precondition_required'
+  | 'telemedicine.invalid_if_match'
+  | 'telemedicine.version_mismatch'
+  | 'telemedicine.notes_not_writable';
+
+export function invalidTransition(from: ConsultationStatus, to: ConsultationStatus): AppError {
+  return new AppError(
+    'conflict',
+    'telemedicine.invalid_transition' satisfies ClinicalErrorCode,
+    `A consultation cannot go from ${from} to ${to}`,
+    { extensions: { from, to } },
+  );
+}
+
+export function tooEarlyToStart(startableAt: Date): AppError {
+  return new AppError(
+    'conflict',
+    'telemedicine.too_early_to_start' satisfies ClinicalErrorCode,
+    `The consultation can be started from ${startableAt.toISOString()}`,
+    { extensions: { startable_at: startableAt.toISOString() } },
+  );
+}
+
+export function tooEarlyForNoShow(markableAt: Date): AppError {
+  return new AppError(
+    'conflict',
+    'telemedicine.too_early_for_no_show' satisfies ClinicalErrorCode,
+    `The patient can be marked absent from ${markableAt.toISOString()}`,
+    { extensions: { markable_at: markableAt.toISOString() } },
+  );
+}
+
+// 428 Precondition Required is what RFC 6585 names for this; the platform's
+// error kinds have no 428, so it is a 400 whose code says the same thing.
+export function preconditionRequired(): AppError {
+  return new AppError(
+    'invalid',
+    'telemedicine.precondition_required' satisfies ClinicalErrorCode,
+    'Send If-Match with the ETag of the consultation version you are changing',
+    { errors: [{ pointer: '/headers/if-match', detail: 'is required' }] },
+  );
+}
+
+export function invalidIfMatch(): AppError {
+  return new AppError(
+    'invalid',
+    'telemedicine.invalid_if_match' satisfies ClinicalErrorCode,
+    'If-Match must be one ETag of a consultation version, e.g. "3"',
+    { errors: [{ pointer: '/headers/if-match', detail: 'must be one ETag such as "3"' }] },
+  );
+}
+
+export function versionMismatch(expected: number, current: number): AppError {
+  return new AppError(
+    'precondition_failed',
+    'telemedicine.version_mismatch' satisfies ClinicalErrorCode,
+    `The consultation changed since version ${expected}; fetch it again`,
+    { extensions: { current_version: current }, headers: { etag: `"${current}"` } },
+  );
+}
+
+export function notesNotWritable(status: ConsultationStatus): AppError {
+  return new AppError(
+    'conflict',
+    'telemedicine.notes_not_writable' satisfies ClinicalErrorCode,
+    `Clinical notes are written once the consultation has started; it is ${status}`,
+    { extensions: { status } },
+  );
+}

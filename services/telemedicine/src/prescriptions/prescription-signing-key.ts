@@ -1,0 +1,184 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  verify,
+} from 'node:crypto';
+import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError } from '@keel/platform/config';
+
+// The Ed25519 key prescriptions are signed with. Key material stays in
+// KeyObjects: errors name the variable or the file, never the key.
+
+export const SIGNING_KEY_VARIABLE = 'TELEMEDICINE_PRESCRIPTION_SIGNING_KEY';
+/** Name of the development key file inside the data directory. */
+export const GENERATED_SIGNING_KEY_FILE = 'prescription-signing-key.json';
+
+const KEY_FILE_VERSION = 1;
+
+/** The public half as a JSON Web Key (RFC 8037), with its id. */
+export type SigningPublicJwk = { kid: string; kty: 'OKP'; crv: 'Ed25519'; x: string };
+
+export type PrescriptionSigningKey = {
+  /** First 16 hex characters of SHA-256 over the public key's SPKI DER. */
+  kid: string;
+  publicJwk: SigningPublicJwk;
+  /** Ed25519 signature of `message`, base64url. */
+  sign(message: Buffer): string;
+  /** Whether `signature` (base64url) is this key's signature of `message`. */
+  verify(message: Buffer, signature: string): boolean;
+  source: 'environment' | 'generated';
+};
+
+type KeyFile = { version: number; privateKey: string };
+
+export type LoadSigningKeyOptions = {
+  /** `TELEMEDICINE_PRESCRIPTION_SIGNING_KEY`: base64 of the PKCS#8 DER private key; empty means unset. */
+  signingKey?: string;
+  /** `KEEL_DATA_DIR`: where the development key file lives. */
+  dataDirectory: string;
+  /** True outside production: with the variable unset, use (or create) the development key file. */
+  allowGenerate: boolean;
+};
+
+/**
+ * The prescription signing key from `TELEMEDICINE_PRESCRIPTION_SIGNING_KEY`;
+ * outside production, with the variable unset, from
+ * `<dataDirectory>/prescription-signing-key.json`, created (mode 0600) on
+ * first start. In production the variable is required: a generated key would
+ * live on one machine, and prescriptions signed there could not be verified
+ * against the key the other instances publish.
+ */
+export function loadPrescriptionSigningKey(options: LoadSigningKeyOptions): PrescriptionSigningKey {
+  const configured = options.signingKey?.trim();
+  if (configured !== undefined && configured !== '') {
+    return buildSigningKey(parsePrivateKey(configured, SIGNING_KEY_VARIABLE), 'environment');
+  }
+  if (!options.allowGenerate) {
+    throw new ConfigError([
+      `${SIGNING_KEY_VARIABLE}: required in production (base64 of an Ed25519 private key in PKCS#8 DER, e.g. ` +
+        '`openssl genpkey -algorithm ed25519 -outform DER | base64 -w0`)',
+    ]);
+  }
+  const file = path.resolve(options.dataDirectory, GENERATED_SIGNING_KEY_FILE);
+  const stored = readOrCreateKeyFile(file);
+  return buildSigningKey(parsePrivateKey(stored.privateKey, file), 'generated');
+}
+
+/** The key id of an Ed25519 public key: it names the key in stored prescriptions and the JWK set. */
+export function keyIdOf(publicKey: KeyObject): string {
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('hex').slice(0, 16);
+}
+
+function parsePrivateKey(base64: string, where: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: Buffer.from(base64, 'base64'), format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new ConfigError([`${where}: not a base64 PKCS#8 DER private key`]);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new ConfigError([`${where}: must be an Ed25519 key (it is ${key.asymmetricKeyType ?? 'unknown'})`]);
+  }
+  return key;
+}
+
+function buildSigningKey(
+  privateKey: KeyObject,
+  source: PrescriptionSigningKey['source'],
+): PrescriptionSigningKey {
+  const publicKey = createPublicKey(privateKey);
+  const kid = keyIdOf(publicKey);
+  const { x } = publicKey.export({ format: 'jwk' });
+  if (x === undefined) throw new Error('an Ed25519 public key exported no x coordinate');
+  return {
+    kid,
+    publicJwk: { kid, kty: 'OKP', crv: 'Ed25519', x },
+    sign: (message) => sign(null, message, privateKey).toString('base64url'),
+    verify: (message, signature) => {
+      const bytes = Buffer.from(signature, 'base64url');
+      // Buffer.from skips characters outside the alphabet: only a canonical encoding counts.
+      if (bytes.toString('base64url') !== signature) return false;
+      return verify(null, message, publicKey, bytes);
+    },
+    source,
+  };
+}
+
+function readOrCreateKeyFile(file: string): KeyFile {
+  const existing = readKeyFile(file);
+  if (existing !== undefined) return existing;
+
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const created: KeyFile = {
+    version: KEY_FILE_VERSION,
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'),
+  };
+  // Write a private temporary file, then hard-link it into place: the link
+  // either creates the complete file or fails because another process (a
+  // second server, a test worker) won the race, in which case its key is the
+  // one to use. Readers never see a half-written file.
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    linkSync(temporary, file);
+    return created;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const winner = readKeyFile(file);
+    if (winner === undefined) throw error;
+    return winner;
+  } finally {
+    unlinkSync(temporary);
+  }
+}
+
+/** The stored key, or undefined when the file does not exist. */
+function readKeyFile(file: string): KeyFile | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  tightenPermissions(file);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!isKeyFile(parsed)) {
+    // Never suggest deleting it: prescriptions signed with it could no longer be verified.
+    throw new ConfigError([
+      `${file}: not a prescription signing key file (expected version ${KEY_FILE_VERSION} with privateKey); ` +
+        `restore it from a backup, or set ${SIGNING_KEY_VARIABLE}`,
+    ]);
+  }
+  return parsed;
+}
+
+function isKeyFile(value: unknown): value is KeyFile {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return candidate.version === KEY_FILE_VERSION && typeof candidate.privateKey === 'string';
+}
+
+// A copy made with `cp` gets the umask's permissions; the file holds a private
+// key, so take group and other access away again. Best effort.
+function tightenPermissions(file: string): void {
+  if (process.platform === 'win32') return;
+  try {
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  } catch {
+    // Not the owner: reading worked, which is all this process needs.
+  }
+}
