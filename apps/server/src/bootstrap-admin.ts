@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type PlatformConfig } from '@keel/platform/config';
+import type { DemoAccounts } from '@keel/platform/module';
 import type { Logger } from '@keel/platform/observability';
 import type { PlatformSecurity } from '@keel/platform/server';
 
@@ -22,7 +23,7 @@ export async function bootstrapAdmin(options: {
   security: PlatformSecurity;
   isEmbedded: boolean;
   logger: Logger;
-}): Promise<{ bannerLines: string[] }> {
+}): Promise<{ bannerLines: string[]; demoPassword?: string }> {
   const { config, logger } = options;
   const email = config.KEEL_BOOTSTRAP_ADMIN_EMAIL;
   const password = config.KEEL_BOOTSTRAP_ADMIN_PASSWORD;
@@ -51,10 +52,34 @@ export async function bootstrapAdmin(options: {
   }
   if (!isDemo) return { bannerLines: [] };
   return {
+    demoPassword: credentials.password,
     bannerLines: [
       `  Admin    ${credentials.email} / ${credentials.password}`,
       '           (demo only; sign-in asks you to set up an authenticator app: admin roles require MFA)',
     ],
+  };
+}
+
+/**
+ * The demo's sign-in accounts (a patient, say), provisioned through the
+ * platform's identity with the demo admin's password; `emails` lists what was
+ * ensured, for the banner.
+ */
+export function createDemoAccounts(
+  security: PlatformSecurity,
+  password: string,
+): DemoAccounts & { emails: () => string[] } {
+  const emails: string[] = [];
+  return {
+    password,
+    emails: () => [...emails],
+    async ensure({ email, roles }) {
+      emails.push(email);
+      const existing = await security.identity.accounts.findAccountIdByEmail(email);
+      if (existing !== undefined) return { id: existing, email };
+      const created = await security.identity.accounts.provisionAccount({ email, password, roles });
+      return { id: created.id, email };
+    },
   };
 }
 

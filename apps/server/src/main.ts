@@ -14,7 +14,7 @@ import {
 import closeWithGrace from 'close-with-grace';
 import { v7 as uuidv7 } from 'uuid';
 import { buildApp } from './app.ts';
-import { bootstrapAdmin } from './bootstrap-admin.ts';
+import { bootstrapAdmin, createDemoAccounts } from './bootstrap-admin.ts';
 import { startKeyRotation } from './key-rotation.ts';
 import { selectModules } from './services.ts';
 
@@ -32,12 +32,16 @@ async function main(): Promise<void> {
 
   const opened = await openDatabase({ config, logger, modules });
   const context = { config, database: opened.database, logger, clock: systemClock, ids: { uuid: uuidv7 } };
-  if (config.KEEL_DEMO_DATA ?? opened.isEmbedded) {
-    for (const module of modules) await module.seedDemoData?.(context);
-  }
-
   const security = await openPlatformSecurity({ ...context, modules });
   const admin = await bootstrapAdmin({ config, security, isEmbedded: opened.isEmbedded, logger });
+  // Demo data after identity: services may seed sign-in accounts (the demo patient).
+  const demoAccounts =
+    admin.demoPassword === undefined ? undefined : createDemoAccounts(security, admin.demoPassword);
+  if (config.KEEL_DEMO_DATA ?? opened.isEmbedded) {
+    for (const module of modules) {
+      await module.seedDemoData?.(demoAccounts === undefined ? context : { ...context, demoAccounts });
+    }
+  }
 
   // With NATS_URL every committed event is also relayed to JetStream, and the
   // subscriptions EVENTS_JETSTREAM_SUBSCRIPTIONS names consume from there.
@@ -139,6 +143,9 @@ async function main(): Promise<void> {
     `  Health   ${base}/health/ready`,
     `  Database ${opened.isEmbedded ? 'embedded PostgreSQL' : 'external PostgreSQL'} ${opened.displayUrl}`,
     ...admin.bannerLines,
+    ...(demoAccounts === undefined || demoAccounts.emails().length === 0
+      ? []
+      : [`  Demo     ${demoAccounts.emails().join(', ')} (same password as the admin)`]),
   ]);
 }
 

@@ -1,3 +1,4 @@
+import type { PlatformConfig } from '@keel/platform/config';
 import { type FieldEncryption, loadFieldCrypto } from '@keel/platform/crypto';
 import type { KeelApp } from '@keel/platform/http';
 import type { ServiceMountContext } from '@keel/platform/module';
@@ -34,20 +35,25 @@ export type TelemedicineDependencies = ServiceMountContext & {
   settings: TelemedicineSettings;
 };
 
-export function createTelemedicineDependencies(context: ServiceMountContext): TelemedicineDependencies {
-  const { config } = context;
-  // The platform's keyring (the same variables, or the same generated file
-  // outside production, that the platform itself loads at start).
-  const { encryption } = loadFieldCrypto({
+/**
+ * The platform's keyring (the same variables, or the same generated file
+ * outside production, that the platform itself loads at start).
+ */
+export function loadTelemedicineEncryption(config: PlatformConfig): FieldEncryption {
+  return loadFieldCrypto({
     ...(config.KEEL_ENCRYPTION_KEYS === undefined ? {} : { encryptionKeys: config.KEEL_ENCRYPTION_KEYS }),
     ...(config.KEEL_BLIND_INDEX_KEY === undefined ? {} : { blindIndexKey: config.KEEL_BLIND_INDEX_KEY }),
     dataDirectory: config.KEEL_DATA_DIR,
     allowGenerate: config.NODE_ENV !== 'production',
-  });
+  }).encryption;
+}
+
+export function createTelemedicineDependencies(context: ServiceMountContext): TelemedicineDependencies {
+  const { config } = context;
   return {
     ...context,
     db: context.database.typed<TelemedicineSchema>(),
-    encryption,
+    encryption: loadTelemedicineEncryption(config),
     settings: {
       holdMinutes: config.TELEMEDICINE_HOLD_MINUTES,
       slotHorizonDays: config.TELEMEDICINE_SLOT_HORIZON_DAYS,

@@ -1,6 +1,8 @@
 export {
   type BackgroundRegistry,
   type Clock,
+  type DemoAccounts,
+  type DemoSeedContext,
   type IdGenerator,
   type JobSender,
   type ServiceContext,

@@ -40,6 +40,20 @@ export type BackgroundRegistry = {
   jobs: JobSender;
 };
 
+/**
+ * Sign-in accounts for demo data, created through the platform's identity so
+ * their passwords, roles and audit trail are real. `ensure` is idempotent: an
+ * existing account with the email is returned as it is.
+ */
+export type DemoAccounts = {
+  ensure(input: { email: string; roles: readonly string[] }): Promise<{ id: string; email: string }>;
+  /** The password every demo account is created with (shown in the start-up banner). */
+  password: string;
+};
+
+/** What `seedDemoData` receives: the service context and, when the server runs the demo, its accounts. */
+export type DemoSeedContext = ServiceContext & { demoAccounts?: DemoAccounts };
+
 /** What `register` receives: the service context plus the platform's notifier and background work. */
 export type ServiceMountContext = ServiceContext & {
   notifier: Notifier;
@@ -71,7 +85,7 @@ export type ServiceModule = {
   /** The roles the service declares and which one self-registration grants. */
   roles?: ServiceRoles;
   /** Inserts demo data for `npm start` on the embedded database; must be safe to run twice. */
-  seedDemoData?: (context: ServiceContext) => Promise<void>;
+  seedDemoData?: (context: DemoSeedContext) => Promise<void>;
 };
 
 export const systemClock: Clock = { now: () => new Date() };

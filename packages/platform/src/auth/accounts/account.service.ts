@@ -184,6 +184,12 @@ export function createAccountService(deps: IdentityDependencies) {
       return createAccount({ ...input, grantedBy: null }, origin, 'auth.account_provisioned');
     },
 
+    /** The id of the account with this email, if there is one (operators and demo data). */
+    async findAccountIdByEmail(email: string): Promise<string | undefined> {
+      const account = await db.run((handle) => findAccountByEmail(handle, email));
+      return account?.id;
+    },
+
     async getMe(accountId: string): Promise<AccountSummary> {
       const account = await db.run((handle) => findAccountById(handle, accountId));
       if (account === undefined) throw accountNotFound();
