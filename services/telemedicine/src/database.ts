@@ -9,6 +9,12 @@ import type { ColumnType, Db, Generated, Kysely } from '@keel/platform/db';
  * with `Number()` (amounts are capped far below 2^53 by CHECK constraints).
  */
 export type MinorUnitsColumn = ColumnType<string, number | bigint | string, number | bigint | string>;
+/** A money column with a database default: optional on insert. (`Generated<MinorUnitsColumn>` does not unwrap.) */
+export type DefaultedMinorUnitsColumn = ColumnType<
+  string,
+  number | bigint | string | undefined,
+  number | bigint | string
+>;
 /** A generated column: readable, never written. */
 type ReadOnly<T> = ColumnType<T, never, never>;
 /**
@@ -252,8 +258,8 @@ export type AnalyticsDailyTable = {
   cancelled: Generated<number>;
   no_shows: Generated<number>;
   expired: Generated<number>;
-  revenue_minor: Generated<MinorUnitsColumn>;
-  refunds_minor: Generated<MinorUnitsColumn>;
+  revenue_minor: DefaultedMinorUnitsColumn;
+  refunds_minor: DefaultedMinorUnitsColumn;
   slots_offered: Generated<number>;
   slots_booked: Generated<number>;
 };
