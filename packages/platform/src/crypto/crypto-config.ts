@@ -1,9 +1,9 @@
-import { createSecretKey, randomBytes } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createSecretKey } from 'node:crypto';
 import path from 'node:path';
 import { ConfigError } from '../config/index.ts';
 import { isCryptoError } from './crypto.errors.ts';
 import { createFieldEncryption, type FieldEncryption } from './field-encryption.ts';
+import { readOrCreateKeyFile } from './key-file.ts';
 import {
   decodeKeyMaterial,
   generateEncryptionKey,
@@ -93,7 +93,7 @@ export function loadFieldCrypto(options: LoadFieldCryptoOptions): FieldCrypto {
   }
 
   const file = path.resolve(options.dataDirectory, GENERATED_KEYS_FILE);
-  const stored = readOrCreateKeyFile(file);
+  const stored = readOrCreateDevelopmentKeys(file);
   return buildFieldCrypto(stored.encryptionKeys, stored.blindIndexKey, 'generated', () => file);
 }
 
@@ -140,59 +140,19 @@ function buildFieldCrypto(
   return { keyring, encryption: createFieldEncryption(keyring), blindIndexKey, source };
 }
 
-function readOrCreateKeyFile(file: string): KeyFile {
-  const existing = readKeyFile(file);
-  if (existing !== undefined) return existing;
-
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const created: KeyFile = {
-    version: KEY_FILE_VERSION,
-    encryptionKeys: `${FIRST_KEY_ID}:${generateEncryptionKey()}`,
-    blindIndexKey: generateEncryptionKey(),
-  };
-  // Write a private temporary file, then hard-link it into place: the link
-  // either creates the complete file or fails because another process (a
-  // second server, a test worker) won the race, in which case its keys are
-  // the ones to use. Readers never see a half-written file.
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  try {
-    linkSync(temporary, file);
-    return created;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const winner = readKeyFile(file);
-    if (winner === undefined) throw error;
-    return winner;
-  } finally {
-    unlinkSync(temporary);
-  }
-}
-
-/** The stored keys, or undefined when the file does not exist. */
-function readKeyFile(file: string): KeyFile | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  tightenPermissions(file);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!isKeyFile(parsed)) {
+function readOrCreateDevelopmentKeys(file: string): KeyFile {
+  return readOrCreateKeyFile(file, {
+    create: () => ({
+      version: KEY_FILE_VERSION,
+      encryptionKeys: `${FIRST_KEY_ID}:${generateEncryptionKey()}`,
+      blindIndexKey: generateEncryptionKey(),
+    }),
+    isValid: isKeyFile,
     // Never suggest deleting it: whatever was encrypted with it would become unreadable.
-    throw new ConfigError([
-      `${file}: not a Keel key file (expected version ${KEY_FILE_VERSION} with encryptionKeys and ` +
-        `blindIndexKey); restore it from a backup, or set ${ENCRYPTION_KEYS} and ${BLIND_INDEX_KEY}`,
-    ]);
-  }
-  return parsed;
+    invalidProblem: (keyFile) =>
+      `${keyFile}: not a Keel key file (expected version ${KEY_FILE_VERSION} with encryptionKeys and ` +
+      `blindIndexKey); restore it from a backup, or set ${ENCRYPTION_KEYS} and ${BLIND_INDEX_KEY}`,
+  });
 }
 
 function isKeyFile(value: unknown): value is KeyFile {
@@ -203,15 +163,4 @@ function isKeyFile(value: unknown): value is KeyFile {
     typeof candidate.encryptionKeys === 'string' &&
     typeof candidate.blindIndexKey === 'string'
   );
-}
-
-// A copy made with `cp` gets the umask's permissions; the file holds keys, so
-// take group and other access away again. Best effort (not on every platform).
-function tightenPermissions(file: string): void {
-  if (process.platform === 'win32') return;
-  try {
-    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-  } catch {
-    // Not the owner: reading worked, which is all this process needs.
-  }
 }

@@ -18,6 +18,7 @@ export {
   type FieldEncryption,
   FORMAT_VERSION,
 } from './field-encryption.ts';
+export { readOrCreateKeyFile } from './key-file.ts';
 export {
   createKeyring,
   generateEncryptionKey,

@@ -4,13 +4,12 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
-  randomBytes,
   sign,
   verify,
 } from 'node:crypto';
-import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '@keel/platform/config';
+import { readOrCreateKeyFile } from '@keel/platform/crypto';
 
 // The Ed25519 key prescriptions are signed with. Key material stays in
 // KeyObjects: errors name the variable or the file, never the key.
@@ -66,7 +65,7 @@ export function loadPrescriptionSigningKey(options: LoadSigningKeyOptions): Pres
     ]);
   }
   const file = path.resolve(options.dataDirectory, GENERATED_SIGNING_KEY_FILE);
-  const stored = readOrCreateKeyFile(file);
+  const stored = readOrCreateKeyFileFor(file);
   return buildSigningKey(parsePrivateKey(stored.privateKey, file), 'generated');
 }
 
@@ -111,74 +110,24 @@ function buildSigningKey(
   };
 }
 
-function readOrCreateKeyFile(file: string): KeyFile {
-  const existing = readKeyFile(file);
-  if (existing !== undefined) return existing;
-
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const created: KeyFile = {
-    version: KEY_FILE_VERSION,
-    privateKey: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64'),
-  };
-  // Write a private temporary file, then hard-link it into place: the link
-  // either creates the complete file or fails because another process (a
-  // second server, a test worker) won the race, in which case its key is the
-  // one to use. Readers never see a half-written file.
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(temporary, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  try {
-    linkSync(temporary, file);
-    return created;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const winner = readKeyFile(file);
-    if (winner === undefined) throw error;
-    return winner;
-  } finally {
-    unlinkSync(temporary);
-  }
-}
-
-/** The stored key, or undefined when the file does not exist. */
-function readKeyFile(file: string): KeyFile | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  tightenPermissions(file);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!isKeyFile(parsed)) {
+function readOrCreateKeyFileFor(file: string): KeyFile {
+  return readOrCreateKeyFile(file, {
+    create: () => ({
+      version: KEY_FILE_VERSION,
+      privateKey: generateKeyPairSync('ed25519')
+        .privateKey.export({ type: 'pkcs8', format: 'der' })
+        .toString('base64'),
+    }),
+    isValid: isKeyFile,
     // Never suggest deleting it: prescriptions signed with it could no longer be verified.
-    throw new ConfigError([
-      `${file}: not a prescription signing key file (expected version ${KEY_FILE_VERSION} with privateKey); ` +
-        `restore it from a backup, or set ${SIGNING_KEY_VARIABLE}`,
-    ]);
-  }
-  return parsed;
+    invalidProblem: (keyFile) =>
+      `${keyFile}: not a prescription signing key file (expected version ${KEY_FILE_VERSION} with privateKey); ` +
+      `restore it from a backup, or set ${SIGNING_KEY_VARIABLE}`,
+  });
 }
 
 function isKeyFile(value: unknown): value is KeyFile {
   if (typeof value !== 'object' || value === null) return false;
   const candidate = value as Record<string, unknown>;
   return candidate.version === KEY_FILE_VERSION && typeof candidate.privateKey === 'string';
-}
-
-// A copy made with `cp` gets the umask's permissions; the file holds a private
-// key, so take group and other access away again. Best effort.
-function tightenPermissions(file: string): void {
-  if (process.platform === 'win32') return;
-  try {
-    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-  } catch {
-    // Not the owner: reading worked, which is all this process needs.
-  }
 }
