@@ -1,0 +1,482 @@
+import { ConsultationBookedV1, ConsultationRescheduledV1 } from '@keel/contracts';
+import type { FieldEncryption } from '@keel/platform/crypto';
+import { isUniqueViolation } from '@keel/platform/db';
+import { isAppError } from '@keel/platform/errors';
+import type { Principal } from '@keel/platform/http';
+import type { IdempotencyClaim, StoredResponse } from '@keel/platform/idempotency';
+import { emitEvent } from '@keel/platform/outbox';
+import { consultationNotFound, patientProfileRequired } from '../access/access.errors.ts';
+import { relationTo } from '../access/consultation-access.ts';
+import { TELEMEDICINE_PERMISSIONS } from '../access/telemedicine-permissions.ts';
+import { refreshNextAvailableAt } from '../availability/slot.repository.ts';
+import { type RequestOrigin, recordClinicalAccess } from '../compliance/clinical-access.ts';
+import type { TelemedicineSettings } from '../composition-root.ts';
+import { invalidTransition } from '../consultations/consultation.errors.ts';
+import {
+  findConsultationById,
+  findLiveConsultationOnSlot,
+  insertConsultation,
+  lockConsultation,
+  updateConsultationCancelled,
+  updateConsultationRescheduled,
+} from '../consultations/consultation.repository.ts';
+import {
+  CANCELLABLE_STATUSES,
+  type ConsultationRecord,
+  isCancellable,
+} from '../consultations/consultation.ts';
+import type { CancelledBy, TelemedicineDatabase } from '../database.ts';
+import { fieldAad } from '../encrypted-columns.ts';
+import type { PaymentIntent, PaymentProvider } from '../payments/payment-provider.ts';
+import {
+  consentRequired,
+  rescheduleOtherDoctor,
+  slotNotFound,
+  slotUnavailable,
+  specialtyNotOffered,
+} from './booking.errors.ts';
+import {
+  findBookableSlot,
+  findPaymentByConsultation,
+  findPaymentById,
+  hasPatientProfile,
+  insertConsents,
+  insertPayment,
+  lockSlots,
+  updatePaymentIntentRecorded,
+  updatePaymentStatus,
+  updateSlotBooked,
+  updateSlotHeld,
+  updateSlotReleased,
+} from './booking.repository.ts';
+import {
+  CREATE_INTENT_FALLBACK_DELAY_SECONDS,
+  CREATE_PAYMENT_INTENT_QUEUE,
+  type CreatePaymentIntentJob,
+  EXPIRE_HOLD_QUEUE,
+  type ExpireHoldJob,
+  type PaymentRecord,
+  UNPAID_PAYMENT_STATUSES,
+} from './booking.ts';
+import {
+  consultationFacts,
+  emitConsultationCancelled,
+  queueRefund,
+  type SagaDependencies,
+  type SagaTransaction,
+  sendCancelIntent,
+} from './booking-saga.ts';
+import { decideRefund } from './refund-policy.ts';
+
+export type BookingServiceDependencies = SagaDependencies & {
+  db: TelemedicineDatabase;
+  encryption: FieldEncryption;
+  provider: PaymentProvider;
+  settings: Pick<TelemedicineSettings, 'holdMinutes' | 'fullRefundHours' | 'lateCancelRefundPercent'>;
+};
+
+export type BookConsultationInput = {
+  slotId: string;
+  reason: string | null;
+  specialty: string | null;
+  consent: { treatment?: boolean; telehealth?: boolean; version: string } | undefined;
+};
+
+/** A booking as its patient sees it: the consultation and what to pay with. */
+export type Booking = { consultation: ConsultationRecord; payment: PaymentRecord };
+
+/** The request's idempotency claim and the response to store with the booking. */
+export type BookingIdempotency = { claim: IdempotencyClaim; respond: (booking: Booking) => StoredResponse };
+
+export type BookingService = ReturnType<typeof createBookingService>;
+
+const SLOT_CONSTRAINT = 'consultations_one_active_per_slot';
+// Each lost race means the consultation moved (paid, cancelled): a handful of moves in its life.
+const MAX_CANCEL_ATTEMPTS = 10;
+
+export function createBookingService(deps: BookingServiceDependencies) {
+  const { db, clock, ids, jobs, logger, encryption, provider, settings } = deps;
+
+  /**
+   * Step 1 of the saga, in one transaction: hold the slot and write
+   * everything the booking is (consultation, payment, consents, event, audit,
+   * jobs). A retried or duplicated booking of a slot this patient already
+   * holds gets that booking back instead of a 409.
+   */
+  async function holdSlot(
+    principal: Principal,
+    input: BookConsultationInput & { consent: { version: string } },
+    slot: { id: string; doctorId: string; startsAt: Date; endsAt: Date; feeMinor: number; currency: string },
+    specialty: string,
+    origin: RequestOrigin,
+  ): Promise<Booking> {
+    const now = clock.now();
+    try {
+      return await db.transaction(async (trx) => {
+        const [locked] = await lockSlots(trx, [slot.id]);
+        if (locked === undefined) throw slotNotFound(slot.id);
+        if (locked.status === 'HELD' || locked.status === 'BOOKED') {
+          const own = await ownBookingOn(trx, slot.id, principal.id);
+          if (own !== undefined) return own;
+        }
+        if (locked.status !== 'OPEN') throw slotUnavailable(slot.id);
+
+        const holdExpiresAt = new Date(now.getTime() + settings.holdMinutes * 60_000);
+        const consultationId = ids.uuid();
+        const consultation: ConsultationRecord = {
+          id: consultationId,
+          patientId: principal.id,
+          doctorId: slot.doctorId,
+          slotId: slot.id,
+          status: 'PENDING_PAYMENT',
+          startsAt: slot.startsAt,
+          endsAt: slot.endsAt,
+          holdExpiresAt,
+          feeMinor: slot.feeMinor,
+          currency: slot.currency,
+          specialty,
+          encryptedReason:
+            input.reason === null
+              ? null
+              : encryption.encrypt(
+                  input.reason,
+                  fieldAad('telemedicine.consultations', 'reason', consultationId),
+                ),
+          consentVersion: input.consent.version,
+          consentedAt: now,
+          rescheduledFromSlotId: null,
+          startedAt: null,
+          completedAt: null,
+          cancelledAt: null,
+          cancelledBy: null,
+          cancelReason: null,
+          expiredReason: null,
+          version: 1,
+          createdAt: now,
+          updatedAt: now,
+        };
+        const payment: PaymentRecord = {
+          id: ids.uuid(),
+          consultationId,
+          patientId: principal.id,
+          provider: provider.name,
+          providerIntentId: null,
+          clientSecret: null,
+          amountMinor: slot.feeMinor,
+          currency: slot.currency,
+          status: 'CREATING',
+          refundedMinor: 0,
+          failureCode: null,
+        };
+        if (!(await updateSlotHeld(trx, { id: slot.id, holdExpiresAt }))) throw slotUnavailable(slot.id);
+        await insertConsultation(trx, consultation);
+        await insertPayment(trx, payment, now);
+        await insertConsents(
+          trx,
+          (['treatment', 'telehealth'] as const).map((kind) => ({
+            id: ids.uuid(),
+            patientId: principal.id,
+            consultationId,
+            kind,
+            version: input.consent.version,
+            givenAt: now,
+          })),
+        );
+        await emitEvent(
+          trx,
+          {
+            type: ConsultationBookedV1.type,
+            aggregateType: 'consultation',
+            aggregateId: consultationId,
+            occurredAt: now,
+            payload: {
+              ...consultationFacts(consultation),
+              paymentId: payment.id,
+              holdExpiresAt: holdExpiresAt.toISOString(),
+            },
+          },
+          { definition: ConsultationBookedV1 },
+        );
+        await refreshNextAvailableAt(trx, slot.doctorId, now);
+        if (input.reason !== null) {
+          await recordClinicalAccess(trx, {
+            actor: principal,
+            patientId: principal.id,
+            operation: 'write',
+            resource: 'consultation',
+            resourceId: consultationId,
+            purpose: 'treatment',
+            origin,
+            occurredAt: now,
+          });
+        }
+        await jobs.sendWith(trx, EXPIRE_HOLD_QUEUE, { consultationId } satisfies ExpireHoldJob, {
+          startAfterSeconds: settings.holdMinutes * 60,
+          singletonKey: consultationId,
+        });
+        await jobs.sendWith(
+          trx,
+          CREATE_PAYMENT_INTENT_QUEUE,
+          { paymentId: payment.id } satisfies CreatePaymentIntentJob,
+          { startAfterSeconds: CREATE_INTENT_FALLBACK_DELAY_SECONDS, singletonKey: payment.id },
+        );
+        return { consultation, payment };
+      });
+    } catch (error) {
+      // The slot lock makes this unreachable while every writer keeps slot
+      // status and consultations in step; the index is the guarantee if one does not.
+      if (isUniqueViolation(error, SLOT_CONSTRAINT)) throw slotUnavailable(slot.id);
+      throw error;
+    }
+  }
+
+  async function ownBookingOn(
+    trx: SagaTransaction,
+    slotId: string,
+    patientId: string,
+  ): Promise<Booking | undefined> {
+    const holder = await findLiveConsultationOnSlot(trx, slotId);
+    if (holder === undefined || holder.patientId !== patientId) return undefined;
+    const payment = await findPaymentByConsultation(trx, holder.id);
+    if (payment === undefined) throw new Error(`consultation ${holder.id} has no payment`);
+    return { consultation: holder, payment };
+  }
+
+  /**
+   * Step 2, inline: the payment intent, keyed by the payment id (the gateway
+   * answers a repeated create with the first intent). Undefined when the
+   * gateway cannot be reached or refuses: the booking stands, the fallback
+   * job tries again, and the client polls the payment.
+   */
+  async function createIntent(payment: PaymentRecord): Promise<PaymentIntent | undefined> {
+    if (payment.status !== 'CREATING') return undefined;
+    try {
+      return await provider.createIntent({
+        amountMinor: payment.amountMinor,
+        currency: payment.currency,
+        idempotencyKey: payment.id,
+        metadata: { consultation_id: payment.consultationId, payment_id: payment.id },
+      });
+    } catch (error) {
+      logger.warn(
+        {
+          paymentId: payment.id,
+          err: isAppError(error) ? { kind: error.kind, code: error.code } : { message: String(error) },
+        },
+        'could not create the payment intent inline; the fallback job will',
+      );
+      return undefined;
+    }
+  }
+
+  return {
+    /**
+     * Books a slot: holds it for `holdMinutes` while the patient pays. See
+     * booking-saga.ts for the saga; this runs its first two steps and stores
+     * the response under the request's Idempotency-Key once the intent is
+     * known (or known to be late), so a replay carries the client secret.
+     */
+    async bookConsultation(
+      principal: Principal,
+      input: BookConsultationInput,
+      options: { idempotency?: BookingIdempotency; origin?: RequestOrigin } = {},
+    ): Promise<Booking> {
+      const { consent } = input;
+      const missing = (['treatment', 'telehealth'] as const).filter((kind) => consent?.[kind] !== true);
+      if (consent === undefined || missing.length > 0)
+        throw consentRequired(consent === undefined ? [] : missing);
+      if (!(await db.run((kysely) => hasPatientProfile(kysely, principal.id))))
+        throw patientProfileRequired();
+
+      const slot = await db.run((kysely) => findBookableSlot(kysely, input.slotId));
+      if (slot === undefined || slot.doctorStatus !== 'VERIFIED' || slot.startsAt <= clock.now()) {
+        throw slotNotFound(input.slotId);
+      }
+      const specialty = input.specialty ?? slot.specialties[0];
+      if (specialty === undefined || !slot.specialties.includes(specialty)) {
+        throw specialtyNotOffered(input.specialty ?? '');
+      }
+      // Cheap pre-check, no lock: a taken slot fails here, so a crowd racing
+      // for one slot queues on its row lock only while it still looked open.
+      if (slot.status !== 'OPEN') {
+        const holder = await db.run((kysely) => findLiveConsultationOnSlot(kysely, slot.id));
+        if (holder?.patientId !== principal.id) throw slotUnavailable(slot.id);
+      }
+
+      const held = await holdSlot(principal, { ...input, consent }, slot, specialty, options.origin ?? {});
+      const intent = await createIntent(held.payment);
+
+      return db.transaction(async (trx) => {
+        const paymentId = held.payment.id;
+        if (intent !== undefined) {
+          const recorded = await updatePaymentIntentRecorded(trx, {
+            id: paymentId,
+            intentId: intent.id,
+            clientSecret: intent.clientSecret,
+            at: clock.now(),
+          });
+          // The hold ran out (or the booking was cancelled) while we were at
+          // the gateway: the intent we just made must not take money.
+          if (recorded !== undefined && (recorded.status === 'CANCELLED' || recorded.status === 'FAILED')) {
+            await sendCancelIntent(trx, deps, { paymentId, intentId: intent.id });
+          }
+        }
+        // As they are now: a retry may find the booking paid, or its intent made by the fallback job.
+        const current = (await findPaymentById(trx, paymentId)) ?? held.payment;
+        const consultation = (await findConsultationById(trx, held.consultation.id)) ?? held.consultation;
+        const booking = { consultation, payment: current };
+        const { idempotency } = options;
+        if (idempotency !== undefined) await idempotency.claim.complete(trx, idempotency.respond(booking));
+        return booking;
+      });
+    },
+
+    /**
+     * Cancels from PENDING_PAYMENT or SCHEDULED, once however many
+     * cancellations race: the conditional update on (status, version) picks
+     * one winner, which alone frees the slot, files the refund and emits
+     * `consultation_cancelled`; a loser re-reads and gets
+     * `telemedicine.invalid_transition`. A paid booking is refunded by
+     * policy (refund-policy.ts); an unpaid one has its intent cancelled.
+     */
+    async cancelConsultation(
+      principal: Principal,
+      consultationId: string,
+      input: { reason: string | null },
+    ): Promise<{ consultation: ConsultationRecord; refundMinor: number }> {
+      for (let attempt = 1; attempt <= MAX_CANCEL_ATTEMPTS; attempt += 1) {
+        const consultation = await db.run((kysely) => findConsultationById(kysely, consultationId));
+        const by = consultation === undefined ? undefined : cancellerOf(principal, consultation);
+        if (consultation === undefined || by === undefined) throw consultationNotFound(consultationId);
+        if (!isCancellable(consultation.status)) throw invalidTransition(consultation.status, 'cancelled');
+        const payment = await db.run((kysely) => findPaymentByConsultation(kysely, consultationId));
+        const now = clock.now();
+        // A payment that succeeds meanwhile moves the consultation (version + 1): this attempt then loses.
+        const paidMinor = payment?.status === 'SUCCEEDED' ? payment.amountMinor - payment.refundedMinor : 0;
+        const refund = decideRefund(
+          { cancelledBy: by, paidMinor, startsAt: consultation.startsAt, cancelledAt: now },
+          settings,
+        );
+
+        const outcome = await db.transaction(async (trx) => {
+          const cancelled = await updateConsultationCancelled(trx, {
+            id: consultationId,
+            from: CANCELLABLE_STATUSES,
+            version: consultation.version,
+            by,
+            reason: input.reason,
+            at: now,
+          });
+          if (cancelled === undefined) return undefined;
+          await updateSlotReleased(trx, cancelled.slotId);
+          await refreshNextAvailableAt(trx, cancelled.doctorId, now);
+          let refundMinor = 0;
+          if (payment !== undefined && 'reason' in refund) {
+            const refundId = await queueRefund(trx, deps, {
+              paymentId: payment.id,
+              amountMinor: refund.amountMinor,
+              reason: refund.reason,
+            });
+            if (refundId !== undefined) refundMinor = refund.amountMinor;
+          } else if (payment !== undefined && UNPAID_PAYMENT_STATUSES.includes(payment.status)) {
+            const voided = await updatePaymentStatus(trx, {
+              id: payment.id,
+              from: UNPAID_PAYMENT_STATUSES,
+              to: 'CANCELLED',
+              at: now,
+            });
+            if (voided?.providerIntentId != null) {
+              await sendCancelIntent(trx, deps, { paymentId: voided.id, intentId: voided.providerIntentId });
+            }
+          }
+          await emitConsultationCancelled(trx, cancelled, { by, refundMinor, at: now });
+          return { consultation: cancelled, refundMinor };
+        });
+        if (outcome !== undefined) return outcome;
+      }
+      throw new Error(
+        `cancelConsultation: ${consultationId} kept changing under ${MAX_CANCEL_ATTEMPTS} attempts`,
+      );
+    },
+
+    /**
+     * Moves a SCHEDULED consultation to another OPEN future slot of the same
+     * doctor, in one transaction: the consultation, then both slots in id
+     * order, are locked; the new slot is taken before the old one is freed,
+     * so a lost race leaves the booking where it was.
+     */
+    async rescheduleConsultation(
+      principal: Principal,
+      consultationId: string,
+      input: { slotId: string },
+    ): Promise<ConsultationRecord> {
+      const consultation = await db.run((kysely) => findConsultationById(kysely, consultationId));
+      // Only the patient moves their booking; to anyone else it does not exist.
+      if (consultation === undefined || relationTo(principal, consultation) !== 'patient') {
+        throw consultationNotFound(consultationId);
+      }
+      if (consultation.status !== 'SCHEDULED') throw invalidTransition(consultation.status, 'rescheduled');
+      const target = await db.run((kysely) => findBookableSlot(kysely, input.slotId));
+      if (target === undefined) throw slotNotFound(input.slotId);
+      if (target.doctorId !== consultation.doctorId) throw rescheduleOtherDoctor(input.slotId);
+      const now = clock.now();
+      if (target.status !== 'OPEN' || target.startsAt <= now) throw slotUnavailable(input.slotId);
+
+      try {
+        return await db.transaction(async (trx) => {
+          const locked = await lockConsultation(trx, consultationId);
+          if (locked === undefined || locked.status !== 'SCHEDULED') {
+            throw invalidTransition(locked?.status ?? consultation.status, 'rescheduled');
+          }
+          const slots = await lockSlots(trx, [locked.slotId, target.id]);
+          const to = slots.find((slot) => slot.id === target.id);
+          if (to === undefined || to.id === locked.slotId || to.status !== 'OPEN') {
+            throw slotUnavailable(target.id);
+          }
+          if (!(await updateSlotBooked(trx, { id: to.id, from: ['OPEN'] }))) throw slotUnavailable(to.id);
+          const moved = await updateConsultationRescheduled(trx, {
+            id: locked.id,
+            version: locked.version,
+            fromSlotId: locked.slotId,
+            toSlot: { id: to.id, startsAt: to.startsAt, endsAt: to.endsAt },
+            at: now,
+          });
+          if (moved === undefined)
+            throw new Error(`rescheduleConsultation: ${locked.id} changed under its lock`);
+          await updateSlotReleased(trx, locked.slotId);
+          await refreshNextAvailableAt(trx, locked.doctorId, now);
+          await emitEvent(
+            trx,
+            {
+              type: ConsultationRescheduledV1.type,
+              aggregateType: 'consultation',
+              aggregateId: moved.id,
+              occurredAt: now,
+              payload: {
+                ...consultationFacts(moved),
+                previousSlotId: locked.slotId,
+                previousStartsAt: locked.startsAt.toISOString(),
+              },
+            },
+            { definition: ConsultationRescheduledV1 },
+          );
+          return moved;
+        });
+      } catch (error) {
+        if (isUniqueViolation(error, SLOT_CONSTRAINT)) throw slotUnavailable(input.slotId);
+        throw error;
+      }
+    },
+  };
+}
+
+/**
+ * Who the caller cancels as: the patient, the doctor, or an operator allowed
+ * to cancel anyone's; undefined when the consultation is none of their business.
+ */
+function cancellerOf(principal: Principal, consultation: ConsultationRecord): CancelledBy | undefined {
+  const relation = relationTo(principal, consultation);
+  if (relation === 'patient' || relation === 'doctor') return relation;
+  if (principal.permissions.has(TELEMEDICINE_PERMISSIONS.cancelAnyConsultation)) return 'admin';
+  return undefined;
+}
