@@ -154,6 +154,7 @@ export const RefundIssuedV1 = defineEvent(
       Type.Literal('doctor_cancelled'),
       Type.Literal('admin'),
       Type.Literal('no_show_policy'),
+      Type.Literal('late_payment'),
     ]),
     issuedAt: Timestamp,
   }),

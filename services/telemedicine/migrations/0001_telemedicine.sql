@@ -227,7 +227,9 @@ create table telemedicine.refunds (
   id uuid primary key,
   payment_id uuid not null references telemedicine.payments (id),
   amount_minor bigint not null check (amount_minor > 0),
-  reason text not null check (reason in ('patient_cancelled', 'doctor_cancelled', 'admin', 'no_show_policy')),
+  reason text not null check (
+    reason in ('patient_cancelled', 'doctor_cancelled', 'admin', 'no_show_policy', 'late_payment')
+  ),
   status text not null check (status in ('PENDING', 'SUCCEEDED', 'FAILED')),
   provider_refund_id text,
   created_at timestamptz not null default now(),

@@ -183,14 +183,20 @@ export type PaymentsTable = {
   amount_minor: MinorUnitsColumn;
   currency: string;
   status: PaymentStatus;
-  refunded_minor: Generated<MinorUnitsColumn>;
+  refunded_minor: DefaultedMinorUnitsColumn;
   failure_code: string | null;
   version: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 };
 
-export type RefundReason = 'patient_cancelled' | 'doctor_cancelled' | 'admin' | 'no_show_policy';
+/** `late_payment`: money that arrived after its booking had expired or been cancelled unpaid. */
+export type RefundReason =
+  | 'patient_cancelled'
+  | 'doctor_cancelled'
+  | 'admin'
+  | 'no_show_policy'
+  | 'late_payment';
 
 export type RefundsTable = {
   id: string;

@@ -361,7 +361,7 @@ describe('booking', () => {
     );
     expect(payment.refunded_minor).toBe(FEE);
     expect(await refundsOf(database(), payment.id)).toEqual([
-      expect.objectContaining({ amount_minor: FEE, reason: 'admin', status: 'SUCCEEDED' }),
+      expect.objectContaining({ amount_minor: FEE, reason: 'late_payment', status: 'SUCCEEDED' }),
     ]);
     expect(gatewayRefunds(intentId)).toHaveLength(1);
     expect(payments.gateway.findIntent(intentId)?.amount_refunded).toBe(FEE);

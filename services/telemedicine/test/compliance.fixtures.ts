@@ -126,8 +126,7 @@ export async function insertPayment(
         currency: 'EUR',
         status: payment.refundMinor === undefined ? 'SUCCEEDED' : 'PARTIALLY_REFUNDED',
         refunded_minor: payment.refundMinor ?? 0,
-        // TODO(lead): payments.refunded_minor still uses Generated<MinorUnitsColumn>, whose insert type is unusable.
-      } as never)
+      })
       .execute();
     if (payment.refundMinor !== undefined) {
       await trx

@@ -161,12 +161,13 @@ export async function queueRefund(
   return refundId;
 }
 
-/** The refund reason for money that arrives after its consultation ended without it. */
-export function lateRefundReason(cancelledBy: CancelledBy | null): RefundReason {
-  if (cancelledBy === 'patient') return 'patient_cancelled';
-  if (cancelledBy === 'doctor') return 'doctor_cancelled';
-  // Expired (or cancelled by the system): the schema has no dedicated reason; an operator refund.
-  return 'admin';
+/**
+ * The refund reason for money that arrives after its consultation ended
+ * without it (expired, or cancelled while unpaid): always a full refund, filed
+ * apart from cancellation refunds so reports can tell them apart.
+ */
+export function lateRefundReason(): RefundReason {
+  return 'late_payment';
 }
 
 /**

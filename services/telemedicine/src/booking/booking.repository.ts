@@ -1,6 +1,5 @@
 import { type Selectable, sql } from '@keel/platform/db';
 import type {
-  MinorUnitsColumn,
   PaymentStatus,
   PaymentsTable,
   RefundReason,
@@ -298,7 +297,7 @@ export async function updatePaymentRefunded(
   const row = await trx
     .updateTable('telemedicine.payments')
     .set((eb) => ({
-      refunded_minor: sql<MinorUnitsColumn>`least(refunded_minor + ${change.amountMinor}::bigint, amount_minor)`,
+      refunded_minor: sql<string>`least(refunded_minor + ${change.amountMinor}::bigint, amount_minor)`,
       status: sql<PaymentStatus>`case when refunded_minor + ${change.amountMinor}::bigint >= amount_minor
         then 'REFUNDED' else 'PARTIALLY_REFUNDED' end`,
       version: eb('version', '+', 1),

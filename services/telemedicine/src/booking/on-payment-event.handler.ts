@@ -104,7 +104,7 @@ export function createPaymentEventHandler(deps: PaymentEventHandlerDependencies)
     await queueRefund(trx, deps, {
       paymentId: paid.id,
       amountMinor: paid.amountMinor - paid.refundedMinor,
-      reason: lateRefundReason(consultation.cancelledBy),
+      reason: lateRefundReason(),
     });
     logger.info(
       { consultationId: consultation.id, paymentId: paid.id },

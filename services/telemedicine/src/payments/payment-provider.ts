@@ -1,4 +1,5 @@
-import type { TelemedicineDb } from '../database.ts';
+import type { Transaction } from '@keel/platform/db';
+import type { TelemedicineSchema } from '../database.ts';
 
 // The seam between the booking saga and a payment gateway. The production
 // adapter (`payment-gateway.client.ts`) speaks the gateway's HTTP API; the
@@ -80,4 +81,7 @@ export type PaymentWebhookEvent = {
  * before this runs) and out of order (the handler must ignore an event that
  * would move a payment backwards).
  */
-export type PaymentEventHandler = (trx: TelemedicineDb, event: PaymentWebhookEvent) => Promise<void>;
+export type PaymentEventHandler = (
+  trx: Transaction<TelemedicineSchema>,
+  event: PaymentWebhookEvent,
+) => Promise<void>;

@@ -16,6 +16,7 @@ export const PaymentRefundResponse = Type.Object(
       Type.Literal('doctor_cancelled'),
       Type.Literal('admin'),
       Type.Literal('no_show_policy'),
+      Type.Literal('late_payment'),
     ]),
     status: Type.Union([Type.Literal('PENDING'), Type.Literal('SUCCEEDED'), Type.Literal('FAILED')]),
   },
