@@ -1,6 +1,11 @@
 import { ORDER_STATUSES, type OrderStatus } from '@keel/contracts';
 import { assertNever } from '@keel/platform/errors';
-import { formatVersionEtag, parseIfMatchVersion } from '@keel/platform/http';
+import {
+  decodeTimeIdCursor,
+  encodeTimeIdCursor,
+  formatVersionEtag,
+  parseIfMatchVersion,
+} from '@keel/platform/http';
 import {
   cancelWindowClosed,
   duplicateMenuItem,
@@ -232,25 +237,14 @@ export function orderLocation(id: string): string {
  */
 export type OrderCursor = { placedAt: string; id: string };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const MICROSECOND_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 /** Opaque to clients: base64url of the last item's sort key. */
 export function encodeCursor(cursor: OrderCursor): string {
-  return Buffer.from(JSON.stringify({ p: cursor.placedAt, i: cursor.id })).toString('base64url');
+  return encodeTimeIdCursor({ at: cursor.placedAt, id: cursor.id });
 }
 
 /** Throws `orders.invalid_cursor` for anything `encodeCursor` did not produce. */
 export function decodeCursor(value: string): OrderCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    throw invalidCursor();
-  }
-  if (typeof parsed !== 'object' || parsed === null) throw invalidCursor();
-  const { p, i } = parsed as { p?: unknown; i?: unknown };
-  if (typeof p !== 'string' || typeof i !== 'string') throw invalidCursor();
-  if (!MICROSECOND_TIMESTAMP.test(p) || Number.isNaN(Date.parse(p)) || !UUID.test(i)) throw invalidCursor();
-  return { placedAt: p, id: i };
+  const cursor = decodeTimeIdCursor(value);
+  if (cursor === undefined) throw invalidCursor();
+  return { placedAt: cursor.at, id: cursor.id };
 }

@@ -1,4 +1,8 @@
 import { AppError, type FieldError } from '@keel/platform/errors';
+import {
+  invalidIfMatch as sharedInvalidIfMatch,
+  versionMismatch as sharedVersionMismatch,
+} from '../access/access.errors.ts';
 
 /** Every error code the availability feature produces (plus `telemedicine.doctor_not_found` from access). */
 export type AvailabilityErrorCode =
@@ -114,25 +118,7 @@ export function timeOffNotFound(id: string): AppError {
   );
 }
 
-export function invalidIfMatch(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_if_match' satisfies AvailabilityErrorCode,
-    'If-Match must be one ETag of a schedule version, e.g. "3"',
-    { errors: [{ pointer: '/headers/if-match', detail: 'must be one ETag such as "3"' }] },
-  );
-}
+export const invalidIfMatch = (): AppError => sharedInvalidIfMatch('schedule');
 
-export function versionMismatch(expected: number | '*', current: number | null): AppError {
-  return new AppError(
-    'precondition_failed',
-    'telemedicine.version_mismatch' satisfies AvailabilityErrorCode,
-    current === null
-      ? 'There is no schedule yet; send the first one without If-Match'
-      : `The schedule changed since version ${expected}; fetch it again`,
-    {
-      extensions: { current_version: current },
-      ...(current === null ? {} : { headers: { etag: `"${current}"` } }),
-    },
-  );
-}
+export const versionMismatch = (_expected: number | '*', current: number | null): AppError =>
+  sharedVersionMismatch('schedule', current);

@@ -1,4 +1,8 @@
 import { AppError } from '@keel/platform/errors';
+import {
+  invalidIfMatch as sharedInvalidIfMatch,
+  versionMismatch as sharedVersionMismatch,
+} from '../access/access.errors.ts';
 import type { ConsultationStatus } from '../consultations/consultation.ts';
 
 /** Every error code the clinical feature (lifecycle, notes, reminders) produces. */
@@ -49,23 +53,10 @@ export function preconditionRequired(): AppError {
   );
 }
 
-export function invalidIfMatch(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_if_match' satisfies ClinicalErrorCode,
-    'If-Match must be one ETag of a consultation version, e.g. "3"',
-    { errors: [{ pointer: '/headers/if-match', detail: 'must be one ETag such as "3"' }] },
-  );
-}
+export const invalidIfMatch = (): AppError => sharedInvalidIfMatch('consultation');
 
-export function versionMismatch(expected: number, current: number): AppError {
-  return new AppError(
-    'precondition_failed',
-    'telemedicine.version_mismatch' satisfies ClinicalErrorCode,
-    `The consultation changed since version ${expected}; fetch it again`,
-    { extensions: { current_version: current }, headers: { etag: `"${current}"` } },
-  );
-}
+export const versionMismatch = (_expected: number | '*', current: number | null): AppError =>
+  sharedVersionMismatch('consultation', current);
 
 export function notesNotWritable(status: ConsultationStatus): AppError {
   return new AppError(

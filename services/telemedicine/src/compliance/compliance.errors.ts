@@ -1,4 +1,5 @@
 import { AppError } from '@keel/platform/errors';
+import { invalidCursor as sharedInvalidCursor } from '../access/access.errors.ts';
 
 /** Every error code the compliance feature (access log, data exports, consents) produces. */
 export type ComplianceErrorCode =
@@ -42,11 +43,4 @@ export function exportExpired(id: string): AppError {
   );
 }
 
-export function invalidCursor(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_cursor' satisfies ComplianceErrorCode,
-    'The cursor is not one this API returned; start again without a cursor',
-    { errors: [{ pointer: '/querystring/cursor', detail: 'is not a valid cursor' }] },
-  );
-}
+export const invalidCursor = sharedInvalidCursor;

@@ -1,5 +1,6 @@
 import type { AuditActorType, AuditEvent } from '@keel/platform/audit';
 import { assertNever } from '@keel/platform/errors';
+import { decodeTimeIdCursor, encodeTimeIdCursor } from '@keel/platform/http';
 import type { ConsentsTable, DataExportsTable } from '../database.ts';
 import { exportExpired, exportFailed, exportNotReady, invalidCursor } from './compliance.errors.ts';
 
@@ -122,25 +123,14 @@ export type ConsentPage = { consents: Consent[]; nextCursor: string | null };
 /** Where a consents page ends: the last consent's exact (microsecond, UTC) time and id. */
 export type ConsentCursor = { givenAt: string; id: string };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const MICROSECOND_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 /** Opaque to clients: base64url of the last item's sort key. */
 export function encodeConsentCursor(cursor: ConsentCursor): string {
-  return Buffer.from(JSON.stringify({ g: cursor.givenAt, i: cursor.id })).toString('base64url');
+  return encodeTimeIdCursor({ at: cursor.givenAt, id: cursor.id });
 }
 
 /** Throws `telemedicine.invalid_cursor` for anything `encodeConsentCursor` did not produce. */
 export function decodeConsentCursor(value: string): ConsentCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    throw invalidCursor();
-  }
-  if (typeof parsed !== 'object' || parsed === null) throw invalidCursor();
-  const { g, i } = parsed as { g?: unknown; i?: unknown };
-  if (typeof g !== 'string' || typeof i !== 'string') throw invalidCursor();
-  if (!MICROSECOND_TIMESTAMP.test(g) || Number.isNaN(Date.parse(g)) || !UUID.test(i)) throw invalidCursor();
-  return { givenAt: g, id: i };
+  const cursor = decodeTimeIdCursor(value);
+  if (cursor === undefined) throw invalidCursor();
+  return { givenAt: cursor.at, id: cursor.id };
 }

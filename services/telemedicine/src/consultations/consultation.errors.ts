@@ -1,4 +1,5 @@
 import { AppError } from '@keel/platform/errors';
+import { invalidCursor as sharedInvalidCursor } from '../access/access.errors.ts';
 import type { ConsultationStatus } from './consultation.ts';
 
 /** Error codes of the consultation reads and lifecycle moves (booking has its own in booking.errors.ts). */
@@ -14,11 +15,4 @@ export function invalidTransition(status: ConsultationStatus, action: 'cancelled
   );
 }
 
-export function invalidCursor(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_cursor' satisfies ConsultationErrorCode,
-    'The cursor is not one this API issued',
-    { errors: [{ pointer: '/querystring/cursor', detail: 'is not a valid cursor' }] },
-  );
-}
+export const invalidCursor = sharedInvalidCursor;

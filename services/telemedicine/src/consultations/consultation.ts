@@ -1,4 +1,5 @@
 import type { ConsultationStatus } from '@keel/contracts';
+import { decodeTimeIdCursor, encodeTimeIdCursor } from '@keel/platform/http';
 import type { CancelledBy } from '../database.ts';
 
 export type { ConsultationStatus } from '@keel/contracts';
@@ -80,25 +81,12 @@ export function consultationLocation(id: string): string {
 /** Keyset position in a list ordered by (starts_at desc, id desc). */
 export type ConsultationCursor = { startsAt: string; id: string };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-// Microseconds, as PostgreSQL stores them: a millisecond cursor would skip or repeat rows.
-const MICROSECOND_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 export function encodeCursor(cursor: ConsultationCursor): string {
-  return Buffer.from(JSON.stringify({ s: cursor.startsAt, i: cursor.id })).toString('base64url');
+  return encodeTimeIdCursor({ at: cursor.startsAt, id: cursor.id });
 }
 
 /** Undefined for anything `encodeCursor` did not produce. */
 export function decodeCursor(value: string): ConsultationCursor | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const { s, i } = parsed as { s?: unknown; i?: unknown };
-  if (typeof s !== 'string' || typeof i !== 'string') return undefined;
-  if (!MICROSECOND_TIMESTAMP.test(s) || Number.isNaN(Date.parse(s)) || !UUID.test(i)) return undefined;
-  return { startsAt: s, id: i };
+  const cursor = decodeTimeIdCursor(value);
+  return cursor === undefined ? undefined : { startsAt: cursor.at, id: cursor.id };
 }

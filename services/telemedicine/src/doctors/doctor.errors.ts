@@ -1,4 +1,9 @@
 import { AppError } from '@keel/platform/errors';
+import {
+  invalidCursor as sharedInvalidCursor,
+  invalidIfMatch as sharedInvalidIfMatch,
+  versionMismatch as sharedVersionMismatch,
+} from '../access/access.errors.ts';
 import type { DoctorStatus } from '../database.ts';
 
 /** Every error code the doctors feature produces (plus `telemedicine.doctor_not_found` from access.errors.ts). */
@@ -82,35 +87,9 @@ export function invalidCurrency(): AppError {
   );
 }
 
-export function invalidCursor(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_cursor' satisfies DoctorErrorCode,
-    'The cursor is not one this API issued',
-    { errors: [{ pointer: '/querystring/cursor', detail: 'is not a valid cursor' }] },
-  );
-}
+export const invalidCursor = sharedInvalidCursor;
 
-export function invalidIfMatch(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_if_match' satisfies DoctorErrorCode,
-    'If-Match must be one ETag of a profile version, e.g. "3", or *',
-    { errors: [{ pointer: '/headers/if-match', detail: 'must be one ETag such as "3"' }] },
-  );
-}
+export const invalidIfMatch = (): AppError => sharedInvalidIfMatch('profile');
 
-/** `current` is null when the client sent If-Match for a profile that does not exist. */
-export function versionMismatch(current: number | null): AppError {
-  return new AppError(
-    'precondition_failed',
-    'telemedicine.version_mismatch' satisfies DoctorErrorCode,
-    current === null
-      ? 'If-Match names a profile version, but you have no profile yet'
-      : `The profile changed (now version ${current}); fetch it again`,
-    {
-      extensions: { current_version: current },
-      ...(current === null ? {} : { headers: { etag: `"${current}"` } }),
-    },
-  );
-}
+export const versionMismatch = (current: number | null): AppError =>
+  sharedVersionMismatch('profile', current);

@@ -1,5 +1,10 @@
 import { assertNever } from '@keel/platform/errors';
-import { parseIfMatchVersion } from '@keel/platform/http';
+import {
+  decodeTimeIdCursor,
+  encodeTimeIdCursor,
+  parseIfMatchVersion,
+  type TimeIdCursor,
+} from '@keel/platform/http';
 import type { DoctorStatus } from '../database.ts';
 import {
   doctorAlreadySuspended,
@@ -150,27 +155,14 @@ export function assertIfMatch(expected: number | '*' | undefined, current: numbe
  * full database precision (microseconds, UTC): a millisecond JavaScript Date
  * would skip rows written within the same millisecond.
  */
-export type KeysetCursor = { at: string; id: string };
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const MICROSECOND_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+export type KeysetCursor = TimeIdCursor;
 
 /** Opaque to clients: base64url of the last item's sort key. */
-export function encodeCursor(cursor: KeysetCursor): string {
-  return Buffer.from(JSON.stringify({ t: cursor.at, i: cursor.id })).toString('base64url');
-}
+export const encodeCursor = encodeTimeIdCursor;
 
 /** Throws `telemedicine.invalid_cursor` for anything `encodeCursor` did not produce. */
 export function decodeCursor(value: string): KeysetCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    throw invalidCursor();
-  }
-  if (typeof parsed !== 'object' || parsed === null) throw invalidCursor();
-  const { t, i } = parsed as { t?: unknown; i?: unknown };
-  if (typeof t !== 'string' || typeof i !== 'string') throw invalidCursor();
-  if (!MICROSECOND_TIMESTAMP.test(t) || Number.isNaN(Date.parse(t)) || !UUID.test(i)) throw invalidCursor();
-  return { at: t, id: i };
+  const cursor = decodeTimeIdCursor(value);
+  if (cursor === undefined) throw invalidCursor();
+  return cursor;
 }

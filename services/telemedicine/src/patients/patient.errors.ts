@@ -1,4 +1,8 @@
 import { AppError } from '@keel/platform/errors';
+import {
+  invalidIfMatch as sharedInvalidIfMatch,
+  versionMismatch as sharedVersionMismatch,
+} from '../access/access.errors.ts';
 
 /** Every error code the patients feature produces. */
 export type PatientErrorCode =
@@ -25,26 +29,7 @@ export function invalidDateOfBirth(reason: string): AppError {
   );
 }
 
-export function invalidIfMatch(): AppError {
-  return new AppError(
-    'invalid',
-    'telemedicine.invalid_if_match' satisfies PatientErrorCode,
-    'If-Match must be one ETag of a profile version, e.g. "3", or *',
-    { errors: [{ pointer: '/headers/if-match', detail: 'must be one ETag such as "3"' }] },
-  );
-}
+export const invalidIfMatch = (): AppError => sharedInvalidIfMatch('profile');
 
-/** `current` is null when the client sent If-Match for a profile that does not exist. */
-export function versionMismatch(current: number | null): AppError {
-  return new AppError(
-    'precondition_failed',
-    'telemedicine.version_mismatch' satisfies PatientErrorCode,
-    current === null
-      ? 'If-Match names a profile version, but you have no profile yet'
-      : `The profile changed (now version ${current}); fetch it again`,
-    {
-      extensions: { current_version: current },
-      ...(current === null ? {} : { headers: { etag: `"${current}"` } }),
-    },
-  );
-}
+export const versionMismatch = (current: number | null): AppError =>
+  sharedVersionMismatch('profile', current);
