@@ -18,6 +18,7 @@ import { createEventBus, emitEvent } from '@keel/platform/outbox';
 import { createTestDatabase, type TestDatabase } from '@keel/platform/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from './cli.ts';
+import { ENCRYPTED_COLUMNS } from './key-rotation.ts';
 
 let testDb: TestDatabase;
 
@@ -248,6 +249,9 @@ describe('keel keys status and keys rotate', () => {
     return result.rows;
   }
 
+  // Every encrypted column but the MFA secrets these tests write: empty, so nothing to rotate.
+  const otherColumns = ENCRYPTED_COLUMNS.filter((spec) => spec !== mfaSecretColumn);
+
   it('exits 0 reporting nothing to rotate while the keyring has not changed', async () => {
     const result = await run(['keys', 'status', '--json'], oldKeys);
 
@@ -256,10 +260,7 @@ describe('keel keys status and keys rotate', () => {
       activeKeyId: 'k1',
       keyIds: ['k1'],
       isDone: true,
-      columns: [
-        { table: 'platform.accounts', column: 'mfa_secret', pending: 0 },
-        { table: 'orders.webhook_endpoints', column: 'secret_encrypted', pending: 0 },
-      ],
+      columns: ENCRYPTED_COLUMNS.map(({ table, column }) => ({ table, column, pending: 0 })),
     });
   });
 
@@ -269,7 +270,7 @@ describe('keel keys status and keys rotate', () => {
     expect(before.stdout).toBe(
       'active key k2 (keyring: k2, k1)\n' +
         'platform.accounts.mfa_secret: 3 values under an older key\n' +
-        'orders.webhook_endpoints.secret_encrypted: 0 values under an older key\n' +
+        otherColumns.map((spec) => `${spec.table}.${spec.column}: 0 values under an older key\n`).join('') +
         'values remain under older keys: keep every key until this reaches 0\n',
     );
 
@@ -278,7 +279,7 @@ describe('keel keys status and keys rotate', () => {
     expect(rotation).toMatchObject({ code: 0, stderr: '' });
     expect(rotation.stdout).toBe(
       'platform.accounts.mfa_secret: 3 of 3 re-wrapped under k2, 0 changed meanwhile, 0 failed\n' +
-        'orders.webhook_endpoints.secret_encrypted: nothing to rotate\n' +
+        otherColumns.map((spec) => `${spec.table}.${spec.column}: nothing to rotate\n`).join('') +
         'done: every value is under k2\n',
     );
     const afterRotation = createFieldEncryption(parseKeyring(`k2:${k2}`));
@@ -320,7 +321,7 @@ describe('keel keys status and keys rotate', () => {
           pending: 1,
           result: { rotated: 0, failed: 1, failures: [{ id: first?.id, code: 'crypto.decrypt_failed' }] },
         },
-        { table: 'orders.webhook_endpoints', pending: 0 },
+        ...otherColumns.map(({ table }) => ({ table, pending: 0 })),
       ],
     });
     const text = await run(['keys', 'rotate'], newKeys);
