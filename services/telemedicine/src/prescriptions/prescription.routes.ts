@@ -1,5 +1,5 @@
 import { type KeelApp, type Principal, problemResponses } from '@keel/platform/http';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Static, Type } from 'typebox';
 import { TELEMEDICINE_PERMISSIONS } from '../access/telemedicine-permissions.ts';
 import type { RequestOrigin } from '../compliance/clinical-access.ts';
@@ -70,6 +70,14 @@ function originOf(request: FastifyRequest): RequestOrigin {
   return { requestId: request.id, ip: request.ip, ...(userAgent === undefined ? {} : { userAgent }) };
 }
 
+/** 201 with the new version and where it lives: an issue and a correction answer alike. */
+function sendIssued(reply: FastifyReply, prescription: Parameters<typeof toPrescriptionResponse>[0]) {
+  return reply
+    .code(201)
+    .header('location', prescriptionLocation(prescription.id))
+    .send(toPrescriptionResponse(prescription));
+}
+
 export function registerPrescriptionRoutes(app: KeelApp, prescriptions: PrescriptionService): void {
   app.post(
     '/consultations/:consultationId/prescriptions',
@@ -100,10 +108,7 @@ export function registerPrescriptionRoutes(app: KeelApp, prescriptions: Prescrip
         request.body,
         originOf(request),
       );
-      return reply
-        .code(201)
-        .header('location', prescriptionLocation(prescription.id))
-        .send(toPrescriptionResponse(prescription));
+      return sendIssued(reply, prescription);
     },
   );
 
@@ -135,10 +140,7 @@ export function registerPrescriptionRoutes(app: KeelApp, prescriptions: Prescrip
         request.body,
         originOf(request),
       );
-      return reply
-        .code(201)
-        .header('location', prescriptionLocation(prescription.id))
-        .send(toPrescriptionResponse(prescription));
+      return sendIssued(reply, prescription);
     },
   );
 
