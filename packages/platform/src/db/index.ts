@@ -1,4 +1,12 @@
-export { type ColumnType, type Generated, type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+export {
+  type ColumnType,
+  type Generated,
+  type Insertable,
+  type Kysely,
+  type Selectable,
+  sql,
+  type Transaction,
+} from 'kysely';
 export {
   type AnyTransaction,
   asPlatformTables,

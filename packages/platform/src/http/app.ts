@@ -16,10 +16,12 @@ import type { Logger } from '../observability/logger.ts';
 import type { HttpMetrics } from '../observability/metrics.ts';
 import { type Authenticator, enforceAccessRules } from './access.ts';
 import './fastify-types.ts';
+import { lazyRequestLoggerFactory } from './lazy-request-logger.ts';
 import { installProblemHandling } from './problem-handler.ts';
 import { requestIdFor } from './request-id.ts';
 import { ProblemSchema } from './schemas.ts';
 import { computeSecurityHeaders } from './security-headers.ts';
+import { buildSerializerFactory } from './serializer.ts';
 import { installRequestTelemetry } from './telemetry-hooks.ts';
 import { typeBoxValidatorCompiler } from './validator.ts';
 
@@ -61,12 +63,14 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
     loggerInstance: options.logger as FastifyBaseLogger,
     // Our onResponse hook writes the one line per request; Fastify's own lines would double it.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    childLoggerFactory: lazyRequestLoggerFactory,
     genReqId: requestIdFor,
     bodyLimit: options.bodyLimitBytes,
     trustProxy: toTrustProxy(options.trustProxy),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 200 },
+    schemaController: { compilersFactory: { buildSerializer: buildSerializerFactory } },
     frameworkErrors: (error, request, reply) => {
       // Fastify calls this for failures before routing (e.g. a malformed URL).
       const problem = toProblem(new AppError('invalid', 'request.invalid', error.message), { instance: '/' });

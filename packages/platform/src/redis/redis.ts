@@ -49,6 +49,10 @@ export function createRedisClient(options: RedisClientOptions): RedisClient {
     commandTimeout: COMMAND_TIMEOUT_MS,
     maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
     enableOfflineQueue: false,
+    // Commands issued in the same event-loop tick go out in one write: under
+    // load (a rate-limit check or cache read per request) that replaces one
+    // socket write per command with one per tick.
+    enableAutoPipelining: true,
     // Never give up: an outage ends, and every caller falls back meanwhile.
     retryStrategy: (attempt) => Math.min(RECONNECT_BASE_DELAY_MS * 2 ** attempt, RECONNECT_MAX_DELAY_MS),
   });
