@@ -26,6 +26,8 @@ export type TelemedicineSettings = {
   /** What a later patient cancellation refunds, in percent of the fee. */
   lateCancelRefundPercent: number;
   searchCacheTtlSeconds: number;
+  /** How often a marked search-cache invalidation is published (one generation bump at most per interval). */
+  searchCacheCoalesceMs: number;
 };
 
 /** What every telemedicine feature is built from. */
@@ -60,6 +62,7 @@ export function createTelemedicineDependencies(context: ServiceMountContext): Te
       fullRefundHours: config.TELEMEDICINE_FULL_REFUND_HOURS,
       lateCancelRefundPercent: config.TELEMEDICINE_LATE_CANCEL_REFUND_PERCENT,
       searchCacheTtlSeconds: config.TELEMEDICINE_SEARCH_CACHE_TTL_SECONDS,
+      searchCacheCoalesceMs: config.TELEMEDICINE_SEARCH_CACHE_COALESCE_MS,
     },
   };
 }

@@ -90,6 +90,8 @@ export const PlatformConfigSchema = Type.Object({
   // Ed25519 private key, base64 of its PKCS#8 DER; generated into KEEL_DATA_DIR outside production when unset.
   TELEMEDICINE_PRESCRIPTION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 40 })),
   TELEMEDICINE_SEARCH_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
+  // At most one search-cache invalidation per interval: bookings would otherwise empty it constantly.
+  TELEMEDICINE_SEARCH_CACHE_COALESCE_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),
 
   // Payments: the gateway's API (unset outside production: an in-process simulated gateway).
   PAYMENTS_GATEWAY_URL: Type.Optional(Type.String({ pattern: '^https?://' })),

@@ -22,6 +22,7 @@ export type ResolvedWallTime =
   | { kind: 'skipped'; instantMs: number };
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
+const canonicalNames = new Map<string, string | undefined>();
 
 /**
  * The zone's canonical IANA name ("europe/berlin" → "Europe/Berlin"), or
@@ -29,11 +30,20 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
  */
 export function canonicalTimeZone(name: string): string | undefined {
   if (name.length === 0 || name.length > 64 || !ZONE_NAME_PATTERN.test(name)) return undefined;
+  // Constructing a DateTimeFormat loads the zone's ICU data: tens of
+  // microseconds, paid by every search and slot listing. Names are memoised,
+  // unknown ones too (a caller repeating a bad zone costs nothing either);
+  // the map is cleared when full, so hostile input cannot grow it unbounded.
+  if (canonicalNames.has(name)) return canonicalNames.get(name);
+  if (canonicalNames.size >= MAX_CACHED_FORMATTERS) canonicalNames.clear();
+  let canonical: string | undefined;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
+    canonical = new Intl.DateTimeFormat('en-US', { timeZone: name }).resolvedOptions().timeZone;
   } catch {
-    return undefined;
+    canonical = undefined;
   }
+  canonicalNames.set(name, canonical);
+  return canonical;
 }
 
 // Callers pass canonical names only, so the cache is bounded by the zone database.

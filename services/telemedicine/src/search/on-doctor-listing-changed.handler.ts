@@ -27,9 +27,11 @@ export const DOCTOR_LISTING_EVENT_TYPES = [
 ] as const;
 
 /**
- * Invalidates the whole search cache on each such event. Unordered: bumping a
- * counter commutes. A failed bump is retried (`unavailable`), so once Redis
- * answers again no page cached before the event is served.
+ * Marks the whole search cache stale on each such event; the cache publishes
+ * the mark (one generation bump) within its coalescing interval. Unordered:
+ * setting a flag commutes. A failed mark is retried (`unavailable`), so once
+ * Redis answers again no page cached before the event outlives the next
+ * publish.
  */
 export function createDoctorListingChangedSubscription(cache: DoctorSearchCache): Subscription {
   return {

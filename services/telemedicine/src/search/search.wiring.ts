@@ -33,10 +33,23 @@ function searchCacheOf(app: KeelApp, deps: TelemedicineDependencies): DoctorSear
   if (url === undefined || ttlSeconds === 0) return NO_DOCTOR_SEARCH_CACHE;
   const logger = deps.logger.child({ component: 'telemedicine.search-cache' });
   const redis = createRedisClient({ url, logger, name: 'telemedicine-search' });
+  const cache = createDoctorSearchCache({
+    store: redis,
+    ttlSeconds,
+    coalesceMs: deps.settings.searchCacheCoalesceMs,
+    logger,
+    clock: deps.clock,
+  });
   app.addHook('onReady', async () => {
     // Not fatal: the client logs the failed connection, and searches skip the cache until it is up.
     await waitForRedisReady(redis, { timeoutMs: REDIS_READY_TIMEOUT_MS }).catch(() => undefined);
+    // Every process publishes: the publish script lets exactly one bump per marked invalidation.
+    cache.start();
   });
-  app.addHook('onClose', () => closeRedisClient(redis));
-  return createDoctorSearchCache({ store: redis, ttlSeconds, logger, clock: deps.clock });
+  // One hook, so the publisher is stopped before its connection closes.
+  app.addHook('onClose', async () => {
+    await cache.stop();
+    await closeRedisClient(redis);
+  });
+  return cache;
 }
