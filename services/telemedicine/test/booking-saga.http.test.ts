@@ -11,7 +11,12 @@ import type { JobContext } from '@keel/platform/jobs';
 import type { Clock } from '@keel/platform/module';
 import { useTestApp } from '@keel/platform/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CANCEL_PAYMENT_INTENT_QUEUE, ISSUE_REFUND_QUEUE } from '../src/booking/booking.ts';
+import {
+  CANCEL_PAYMENT_INTENT_QUEUE,
+  CREATE_PAYMENT_INTENT_QUEUE,
+  ISSUE_REFUND_QUEUE,
+  STUCK_PAYMENT_AFTER_SECONDS,
+} from '../src/booking/booking.ts';
 import type { SagaDependencies } from '../src/booking/booking-saga.ts';
 import { createCreatePaymentIntentJob } from '../src/booking/create-payment-intent.job.ts';
 import { createExpireHoldJob } from '../src/booking/expire-hold.job.ts';
@@ -101,6 +106,24 @@ async function runSweeper(): Promise<void> {
     db: database().typed<TelemedicineSchema>(),
   });
   await job.handler(jobContext(job.name, {}));
+}
+
+async function runCreateIntent(paymentId: string): Promise<void> {
+  const job = createCreatePaymentIntentJob({
+    ...sagaDependencies(),
+    db: database().typed<TelemedicineSchema>(),
+    provider: gatewayClient(),
+  });
+  await job.handler(jobContext(job.name, { paymentId }));
+}
+
+/** Intent jobs of this payment in pg-boss, in any state. */
+function intentJobsFor(paymentId: string): Promise<number> {
+  return countRows(
+    database(),
+    `select count(*) as value from pgboss.job where name = $1 and data->>'paymentId' = $2`,
+    [CREATE_PAYMENT_INTENT_QUEUE, paymentId],
+  );
 }
 
 /** The payer confirms at the gateway; the webhooks it raised are then delivered, once each. */
@@ -382,18 +405,47 @@ describe('booking', () => {
     const booking = response.json();
     expect(booking.payment).toMatchObject({ status: 'CREATING', client_secret: null });
     expect(await slotRow(database(), slotId)).toMatchObject({ status: 'HELD' });
+    // The failed inline attempt queued the retry in the booking's last transaction.
+    expect(await intentJobsFor(booking.payment.id)).toBe(1);
 
-    const job = createCreatePaymentIntentJob({
-      ...sagaDependencies(),
-      db: database().typed<TelemedicineSchema>(),
-      provider: gatewayClient(),
-    });
-    await job.handler(jobContext(job.name, { paymentId: booking.payment.id }));
+    await runCreateIntent(booking.payment.id);
 
     const payment = await paymentOf(database(), booking.consultation.id);
     expect(payment.status).toBe('REQUIRES_PAYMENT');
     await pay(payment.provider_intent_id);
     expect(await consultationRow(database(), booking.consultation.id)).toMatchObject({ status: 'SCHEDULED' });
+  });
+
+  it('queues no intent job when the inline attempt made the intent', async () => {
+    const { slots } = await doctorWithSlots();
+    const booking = await bookOk(harness.testApp, await signInBookingPatient(), requireSlot(slots));
+
+    expect(booking.payment.status).toBe('REQUIRES_PAYMENT');
+    expect(await intentJobsFor(booking.payment.id)).toBe(0);
+  });
+
+  it('hands a payment left without an intent and without a retry to the intent job from the sweeper', async () => {
+    const { slots } = await doctorWithSlots();
+    const patient = await signInBookingPatient();
+    await gatewayJobsIdle();
+    payments.gateway.failNextRequests(3, 503);
+    const booking = (await postBooking(harness.testApp, patient, bookingRequest(requireSlot(slots)))).json();
+    // As if the process had died between the booking's commit and the gateway: no retry queued.
+    await database().pool.query(`delete from pgboss.job where name = $1 and data->>'paymentId' = $2`, [
+      CREATE_PAYMENT_INTENT_QUEUE,
+      booking.payment.id,
+    ]);
+
+    await runSweeper();
+    expect(await intentJobsFor(booking.payment.id)).toBe(0);
+
+    nowMs += (STUCK_PAYMENT_AFTER_SECONDS + 1) * 1000;
+    await runSweeper();
+    await runSweeper();
+    expect(await intentJobsFor(booking.payment.id)).toBe(1);
+
+    await runCreateIntent(booking.payment.id);
+    expect((await paymentOf(database(), booking.consultation.id)).status).toBe('REQUIRES_PAYMENT');
   });
 
   it('acknowledges and ignores a payment event for an intent it does not know', async () => {

@@ -1,4 +1,6 @@
 import { type Selectable, sql } from '@keel/platform/db';
+import { toConsultationInsert } from '../consultations/consultation.repository.ts';
+import type { ConsultationRecord } from '../consultations/consultation.ts';
 import type {
   PaymentStatus,
   PaymentsTable,
@@ -119,32 +121,6 @@ export async function updateSlotReleased(trx: TelemedicineDb, slotId: string): P
   return result.numUpdatedRows > 0n;
 }
 
-export async function insertConsents(
-  trx: TelemedicineDb,
-  consents: {
-    id: string;
-    patientId: string;
-    consultationId: string;
-    kind: 'treatment' | 'telehealth';
-    version: string;
-    givenAt: Date;
-  }[],
-): Promise<void> {
-  await trx
-    .insertInto('telemedicine.consents')
-    .values(
-      consents.map((consent) => ({
-        id: consent.id,
-        patient_id: consent.patientId,
-        consultation_id: consent.consultationId,
-        kind: consent.kind,
-        version: consent.version,
-        given_at: consent.givenAt,
-      })),
-    )
-    .execute();
-}
-
 const PAYMENT_COLUMNS = [
   'id',
   'consultation_id',
@@ -177,23 +153,80 @@ function toPayment(row: PaymentRow): PaymentRecord {
   };
 }
 
-export async function insertPayment(trx: TelemedicineDb, payment: PaymentRecord, at: Date): Promise<void> {
+export type NewConsent = {
+  id: string;
+  patientId: string;
+  consultationId: string;
+  kind: 'treatment' | 'telehealth';
+  version: string;
+  givenAt: Date;
+};
+
+/**
+ * A new booking's rows, consultation, payment and consents, in one statement
+ * (data-modifying CTEs): a booking is the hot write path, and each statement
+ * is a round trip with the slot's row lock held. The foreign keys from
+ * payment and consents to the consultation are checked at the end of the
+ * statement, when all three rows exist.
+ */
+export async function insertBooking(
+  trx: TelemedicineDb,
+  booking: { consultation: ConsultationRecord; payment: PaymentRecord; consents: NewConsent[]; at: Date },
+): Promise<void> {
+  const { payment, at } = booking;
   await trx
-    .insertInto('telemedicine.payments')
-    .values({
-      id: payment.id,
-      consultation_id: payment.consultationId,
-      patient_id: payment.patientId,
-      provider: payment.provider,
-      provider_intent_id: payment.providerIntentId,
-      client_secret: payment.clientSecret,
-      amount_minor: payment.amountMinor,
-      currency: payment.currency,
-      status: payment.status,
-      created_at: at,
-      updated_at: at,
-    })
+    .with('consultation', (db) =>
+      db.insertInto('telemedicine.consultations').values(toConsultationInsert(booking.consultation)),
+    )
+    .with('payment', (db) =>
+      db.insertInto('telemedicine.payments').values({
+        id: payment.id,
+        consultation_id: payment.consultationId,
+        patient_id: payment.patientId,
+        provider: payment.provider,
+        provider_intent_id: payment.providerIntentId,
+        client_secret: payment.clientSecret,
+        amount_minor: payment.amountMinor,
+        currency: payment.currency,
+        status: payment.status,
+        created_at: at,
+        updated_at: at,
+      }),
+    )
+    .insertInto('telemedicine.consents')
+    .values(
+      booking.consents.map((consent) => ({
+        id: consent.id,
+        patient_id: consent.patientId,
+        consultation_id: consent.consultationId,
+        kind: consent.kind,
+        version: consent.version,
+        given_at: consent.givenAt,
+      })),
+    )
     .execute();
+}
+
+/**
+ * Payments still CREATING that were created before `before` and whose
+ * booking still waits for them: their intent was never made.
+ */
+export async function findPaymentsAwaitingIntent(
+  db: TelemedicineDb,
+  before: Date,
+  limit: number,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('telemedicine.payments as p')
+    .innerJoin('telemedicine.consultations as c', 'c.id', 'p.consultation_id')
+    .select('p.id')
+    .where('p.status', '=', 'CREATING')
+    .where('p.created_at', '<', before)
+    .where('c.status', '=', 'PENDING_PAYMENT')
+    .orderBy('p.created_at')
+    .limit(limit)
+    .execute();
+  return rows.map((row) => row.id);
 }
 
 export async function findPaymentById(db: TelemedicineDb, id: string): Promise<PaymentRecord | undefined> {

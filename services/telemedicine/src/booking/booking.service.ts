@@ -15,7 +15,6 @@ import { invalidTransition } from '../consultations/consultation.errors.ts';
 import {
   findConsultationById,
   findLiveConsultationOnSlot,
-  insertConsultation,
   lockConsultation,
   updateConsultationCancelled,
   updateConsultationRescheduled,
@@ -40,8 +39,7 @@ import {
   findPaymentByConsultation,
   findPaymentById,
   hasPatientProfile,
-  insertConsents,
-  insertPayment,
+  insertBooking,
   lockSlots,
   updatePaymentIntentRecorded,
   updatePaymentStatus,
@@ -50,7 +48,7 @@ import {
   updateSlotReleased,
 } from './booking.repository.ts';
 import {
-  CREATE_INTENT_FALLBACK_DELAY_SECONDS,
+  CREATE_INTENT_RETRY_DELAY_SECONDS,
   CREATE_PAYMENT_INTENT_QUEUE,
   type CreatePaymentIntentJob,
   EXPIRE_HOLD_QUEUE,
@@ -113,15 +111,19 @@ export function createBookingService(deps: BookingServiceDependencies) {
     const now = clock.now();
     try {
       return await db.transaction(async (trx) => {
-        const [locked] = await lockSlots(trx, [slot.id]);
-        if (locked === undefined) throw slotNotFound(slot.id);
-        if (locked.status === 'HELD' || locked.status === 'BOOKED') {
-          const own = await ownBookingOn(trx, slot.id, principal.id);
-          if (own !== undefined) return own;
-        }
-        if (locked.status !== 'OPEN') throw slotUnavailable(slot.id);
-
         const holdExpiresAt = new Date(now.getTime() + settings.holdMinutes * 60_000);
+        // The conditional update is the lock and the check in one statement:
+        // a racer blocks on the winner's row lock, then finds it no longer OPEN.
+        if (!(await updateSlotHeld(trx, { id: slot.id, holdExpiresAt }))) {
+          const [locked] = await lockSlots(trx, [slot.id]);
+          if (locked === undefined) throw slotNotFound(slot.id);
+          if (locked.status === 'HELD' || locked.status === 'BOOKED') {
+            const own = await ownBookingOn(trx, slot.id, principal.id);
+            if (own !== undefined) return own;
+          }
+          throw slotUnavailable(slot.id);
+        }
+
         const consultationId = ids.uuid();
         const consultation: ConsultationRecord = {
           id: consultationId,
@@ -168,12 +170,10 @@ export function createBookingService(deps: BookingServiceDependencies) {
           refundedMinor: 0,
           failureCode: null,
         };
-        if (!(await updateSlotHeld(trx, { id: slot.id, holdExpiresAt }))) throw slotUnavailable(slot.id);
-        await insertConsultation(trx, consultation);
-        await insertPayment(trx, payment, now);
-        await insertConsents(
-          trx,
-          (['treatment', 'telehealth'] as const).map((kind) => ({
+        await insertBooking(trx, {
+          consultation,
+          payment,
+          consents: (['treatment', 'telehealth'] as const).map((kind) => ({
             id: ids.uuid(),
             patientId: principal.id,
             consultationId,
@@ -181,7 +181,8 @@ export function createBookingService(deps: BookingServiceDependencies) {
             version: input.consent.version,
             givenAt: now,
           })),
-        );
+          at: now,
+        });
         await emitEvent(
           trx,
           {
@@ -214,12 +215,9 @@ export function createBookingService(deps: BookingServiceDependencies) {
           startAfterSeconds: settings.holdMinutes * 60,
           singletonKey: consultationId,
         });
-        await jobs.sendWith(
-          trx,
-          CREATE_PAYMENT_INTENT_QUEUE,
-          { paymentId: payment.id } satisfies CreatePaymentIntentJob,
-          { startAfterSeconds: CREATE_INTENT_FALLBACK_DELAY_SECONDS, singletonKey: payment.id },
-        );
+        // No intent job here: step 2 runs inline next, and only a failed
+        // attempt enqueues one. A process that dies in between leaves the
+        // payment CREATING, which the minute sweeper finds and hands to the job.
         return { consultation, payment };
       });
     } catch (error) {
@@ -228,6 +226,14 @@ export function createBookingService(deps: BookingServiceDependencies) {
       if (isUniqueViolation(error, SLOT_CONSTRAINT)) throw slotUnavailable(slot.id);
       throw error;
     }
+  }
+
+  /** Step 2 again, later, by job: the inline attempt could not create the intent. */
+  async function sendCreateIntent(trx: SagaTransaction, paymentId: string): Promise<void> {
+    await jobs.sendWith(trx, CREATE_PAYMENT_INTENT_QUEUE, { paymentId } satisfies CreatePaymentIntentJob, {
+      startAfterSeconds: CREATE_INTENT_RETRY_DELAY_SECONDS,
+      singletonKey: paymentId,
+    });
   }
 
   async function ownBookingOn(
@@ -285,10 +291,12 @@ export function createBookingService(deps: BookingServiceDependencies) {
       const missing = (['treatment', 'telehealth'] as const).filter((kind) => consent?.[kind] !== true);
       if (consent === undefined || missing.length > 0)
         throw consentRequired(consent === undefined ? [] : missing);
-      if (!(await db.run((kysely) => hasPatientProfile(kysely, principal.id))))
-        throw patientProfileRequired();
-
-      const slot = await db.run((kysely) => findBookableSlot(kysely, input.slotId));
+      // Independent reads, so they run side by side.
+      const [hasProfile, slot] = await Promise.all([
+        db.run((kysely) => hasPatientProfile(kysely, principal.id)),
+        db.run((kysely) => findBookableSlot(kysely, input.slotId)),
+      ]);
+      if (!hasProfile) throw patientProfileRequired();
       if (slot === undefined || slot.doctorStatus !== 'VERIFIED' || slot.startsAt <= clock.now()) {
         throw slotNotFound(input.slotId);
       }
@@ -308,8 +316,9 @@ export function createBookingService(deps: BookingServiceDependencies) {
 
       return db.transaction(async (trx) => {
         const paymentId = held.payment.id;
+        let recorded: PaymentRecord | undefined;
         if (intent !== undefined) {
-          const recorded = await updatePaymentIntentRecorded(trx, {
+          recorded = await updatePaymentIntentRecorded(trx, {
             id: paymentId,
             intentId: intent.id,
             clientSecret: intent.clientSecret,
@@ -320,9 +329,11 @@ export function createBookingService(deps: BookingServiceDependencies) {
           if (recorded !== undefined && (recorded.status === 'CANCELLED' || recorded.status === 'FAILED')) {
             await sendCancelIntent(trx, deps, { paymentId, intentId: intent.id });
           }
+        } else if (held.payment.status === 'CREATING') {
+          await sendCreateIntent(trx, paymentId);
         }
         // As they are now: a retry may find the booking paid, or its intent made by the fallback job.
-        const current = (await findPaymentById(trx, paymentId)) ?? held.payment;
+        const current = recorded ?? (await findPaymentById(trx, paymentId)) ?? held.payment;
         const consultation = (await findConsultationById(trx, held.consultation.id)) ?? held.consultation;
         const booking = { consultation, payment: current };
         const { idempotency } = options;

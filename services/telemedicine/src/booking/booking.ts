@@ -64,5 +64,11 @@ export type CreatePaymentIntentJob = { paymentId: string };
 export type CancelPaymentIntentJob = { paymentId: string; intentId: string };
 export type IssueRefundJob = { refundId: string };
 
-/** After the inline attempt has had its chance: the fallback creates the intent only if it is still missing. */
-export const CREATE_INTENT_FALLBACK_DELAY_SECONDS = 30;
+/** After a failed inline attempt, the job tries again this much later (then with its own backoff). */
+export const CREATE_INTENT_RETRY_DELAY_SECONDS = 5;
+/**
+ * A payment still CREATING this long after its booking lost its inline
+ * attempt and its retry job (the process died between commit and gateway):
+ * the minute sweeper hands it to the intent job.
+ */
+export const STUCK_PAYMENT_AFTER_SECONDS = 30;

@@ -24,6 +24,10 @@ export function createCreatePaymentIntentJob(
 ): JobQueueDefinition<CreatePaymentIntentJob> {
   return {
     name: CREATE_PAYMENT_INTENT_QUEUE,
+    // One queued or running job per payment (the singleton key): the minute
+    // sweeper re-sends every payment still CREATING, and must not pile up
+    // copies behind a retry that is already waiting.
+    policy: 'exclusive',
     retryLimit: 6,
     retryDelaySeconds: 5,
     retryBackoff: true,

@@ -1,7 +1,13 @@
 import type { JobQueueDefinition } from '@keel/platform/jobs';
 import { findOverdueHolds } from '../consultations/consultation.repository.ts';
 import type { TelemedicineDatabase } from '../database.ts';
-import { SWEEP_EXPIRED_HOLDS_QUEUE } from './booking.ts';
+import { findPaymentsAwaitingIntent } from './booking.repository.ts';
+import {
+  CREATE_PAYMENT_INTENT_QUEUE,
+  type CreatePaymentIntentJob,
+  STUCK_PAYMENT_AFTER_SECONDS,
+  SWEEP_EXPIRED_HOLDS_QUEUE,
+} from './booking.ts';
 import { expireConsultation, type SagaDependencies } from './booking-saga.ts';
 
 export type SweepExpiredHoldsJobDependencies = SagaDependencies & { db: TelemedicineDatabase };
@@ -11,10 +17,14 @@ const BATCH_SIZE = 100;
 const MAX_BATCHES = 20;
 
 /**
- * Expires every hold that ran out and that its own expiry job missed (lost
- * with a crashed worker, dead-lettered, or run early). One transaction per
- * consultation, so one stuck booking does not hold back the others.
- * Scheduled every minute; the queue admits one sweep at a time.
+ * The saga's safety net, every minute (the queue admits one sweep at a time):
+ * - expires every hold that ran out and that its own expiry job missed (lost
+ *   with a crashed worker, dead-lettered, or run early), one transaction per
+ *   consultation, so one stuck booking does not hold back the others;
+ * - hands every payment still without an intent STUCK_PAYMENT_AFTER_SECONDS
+ *   after booking to the intent job (the booking's process died between its
+ *   commit and the gateway, before it could enqueue a retry). The job's
+ *   singleton key is the payment id, so a retry already queued is not doubled.
  */
 export function createSweepExpiredHoldsJob(
   deps: SweepExpiredHoldsJobDependencies,
@@ -35,6 +45,17 @@ export function createSweepExpiredHoldsJob(
     return expired;
   }
 
+  async function resumeStuckPayments(): Promise<number> {
+    const before = new Date(deps.clock.now().getTime() - STUCK_PAYMENT_AFTER_SECONDS * 1000);
+    const stuck = await deps.db.run((kysely) => findPaymentsAwaitingIntent(kysely, before, BATCH_SIZE));
+    for (const paymentId of stuck) {
+      await deps.jobs.send(CREATE_PAYMENT_INTENT_QUEUE, { paymentId } satisfies CreatePaymentIntentJob, {
+        singletonKey: paymentId,
+      });
+    }
+    return stuck.length;
+  }
+
   return {
     name: SWEEP_EXPIRED_HOLDS_QUEUE,
     policy: 'exclusive',
@@ -43,6 +64,8 @@ export function createSweepExpiredHoldsJob(
     handler: async () => {
       const expired = await sweep();
       if (expired > 0) deps.logger.info({ expired }, 'expired overdue booking holds');
+      const resumed = await resumeStuckPayments();
+      if (resumed > 0) deps.logger.warn({ resumed }, 'payments without an intent handed to the intent job');
     },
   };
 }

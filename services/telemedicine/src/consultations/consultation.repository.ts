@@ -1,4 +1,4 @@
-import { type Selectable, sql } from '@keel/platform/db';
+import { type Insertable, type Selectable, sql } from '@keel/platform/db';
 import type {
   CancelledBy,
   ConsultationStatusColumn,
@@ -100,29 +100,27 @@ export async function findLiveConsultationOnSlot(
   return row === undefined ? undefined : toConsultationRecord(row);
 }
 
-export async function insertConsultation(trx: TelemedicineDb, record: ConsultationRecord): Promise<void> {
-  await trx
-    .insertInto(TABLE)
-    .values({
-      id: record.id,
-      patient_id: record.patientId,
-      doctor_id: record.doctorId,
-      slot_id: record.slotId,
-      status: record.status,
-      starts_at: record.startsAt,
-      ends_at: record.endsAt,
-      hold_expires_at: record.holdExpiresAt,
-      fee_minor: record.feeMinor,
-      currency: record.currency,
-      specialty: record.specialty,
-      reason: record.encryptedReason,
-      consent_version: record.consentVersion,
-      consented_at: record.consentedAt,
-      version: record.version,
-      created_at: record.createdAt,
-      updated_at: record.updatedAt,
-    })
-    .execute();
+/** The row that stores a new consultation (the booking inserts it with its payment and consents). */
+export function toConsultationInsert(record: ConsultationRecord) {
+  return {
+    id: record.id,
+    patient_id: record.patientId,
+    doctor_id: record.doctorId,
+    slot_id: record.slotId,
+    status: record.status,
+    starts_at: record.startsAt,
+    ends_at: record.endsAt,
+    hold_expires_at: record.holdExpiresAt,
+    fee_minor: record.feeMinor,
+    currency: record.currency,
+    specialty: record.specialty,
+    reason: record.encryptedReason,
+    consent_version: record.consentVersion,
+    consented_at: record.consentedAt,
+    version: record.version,
+    created_at: record.createdAt,
+    updated_at: record.updatedAt,
+  } satisfies Insertable<ConsultationsTable>;
 }
 
 /** PENDING_PAYMENT → SCHEDULED: paid, the hold becomes a booking. Undefined if it was no longer pending. */
