@@ -226,7 +226,7 @@ describe('limits shared through Redis (REDIS_URL)', () => {
 
   it('shares session revocation: a logout in one process is refused at once in the other', async () => {
     const account = await createTestAccount(harness.testApp, { roles: ['user-metadata:reader'] });
-    const session = await signIn(harness.testApp, account);
+    const session = await signIn(harness.testApp, account, { remoteAddress: randomAddress() });
     const other = apps[0] as TestApp;
     const me = (testApp: TestApp) =>
       testApp.app.inject({
