@@ -129,6 +129,21 @@ async function slotRows(doctorId: string, statuses = ['OPEN', 'HELD', 'BOOKED'])
   return result.rows;
 }
 
+/** Waits until no materialise job for the doctor is queued, retrying or running. */
+async function untilMaterialiseJobsSettled(doctorId: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const result = await testDb.database.pool.query<{ count: string }>(
+      `select count(*) from pgboss.job
+       where name = $1 and data->>'doctorId' = $2 and state in ('created', 'retry', 'active')`,
+      [MATERIALISE_SLOTS_QUEUE, doctorId],
+    );
+    if (result.rows[0]?.count === '0') return;
+    if (Date.now() > deadline) throw new Error(`materialise jobs for ${doctorId} still pending`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 function startsOn(rows: SlotRow[], utcDay: string): string[] {
   return rows.map((row) => row.starts_at.toISOString()).filter((start) => start.startsWith(utcDay));
 }
@@ -574,6 +589,9 @@ describe('materialisation', () => {
 
   it('leaves no duplicate or overlapping slot when ten runs for one doctor race', async () => {
     const doctor = await scheduledDoctor();
+    // The schedule write queued a safety-net job; were it to run during the
+    // race it could do the work itself and leave none to the ten.
+    await untilMaterialiseJobsSettled(doctor.account.id);
     // Change the schedule behind the API's back so that every racing run has work to find.
     await testDb.database.pool.query(
       `update telemedicine.schedules set slot_minutes = 25, buffer_minutes = 5 where doctor_id = $1`,

@@ -448,6 +448,30 @@ describe('exportMyData', () => {
     expect(await waitForExport(caller, id ?? '')).toMatchObject({ status: 'READY' });
   });
 
+  it('returns a READY export requested within the last minute, and starts a new one after that or once it expired', async () => {
+    const caller = await newPatient();
+    const first = (await call(caller, 'POST', '/telemedicine/me/data-exports')).json<ExportStatus>().id;
+    expect(await waitForExport(caller, first)).toMatchObject({ status: 'READY' });
+    const again = await call(caller, 'POST', '/telemedicine/me/data-exports');
+    expect(again.statusCode).toBe(202);
+    expect(again.json()).toMatchObject({ id: first, status: 'READY' });
+
+    const setExport = (id: string, values: { requested_at?: Date; expires_at?: Date }) =>
+      db().run((kysely) =>
+        kysely.updateTable('telemedicine.data_exports').set(values).where('id', '=', id).execute(),
+      );
+    // Recent but expired: a new export.
+    await setExport(first, { expires_at: new Date(Date.now() - 1000) });
+    const afterExpiry = (await call(caller, 'POST', '/telemedicine/me/data-exports')).json<ExportStatus>();
+    expect(afterExpiry.id).not.toBe(first);
+    expect(await waitForExport(caller, afterExpiry.id)).toMatchObject({ status: 'READY' });
+
+    // Downloadable but requested over a minute ago: a new export too.
+    await setExport(afterExpiry.id, { requested_at: new Date(Date.now() - 61_000) });
+    const later = (await call(caller, 'POST', '/telemedicine/me/data-exports')).json<ExportStatus>();
+    expect([first, afterExpiry.id]).not.toContain(later.id);
+  });
+
   it('answers 404 telemedicine.export_expired once the archive has expired, and erases it', async () => {
     const caller = await newPatient();
     const created = await call(caller, 'POST', '/telemedicine/me/data-exports');

@@ -41,7 +41,7 @@ function toDataExport(row: DataExportRow): DataExport {
 
 /**
  * Locks the patient's row for the rest of the transaction: export requests of
- * one patient queue here, which is what keeps them to one PENDING export.
+ * one patient queue here, which is what keeps them to one export at a time.
  * NO KEY UPDATE, so rows that merely reference the patient (a booking) are
  * not held up. False when the patient has no profile.
  */
@@ -55,15 +55,30 @@ export async function lockPatient(trx: TelemedicineDb, patientId: string): Promi
   return row !== undefined;
 }
 
-export async function findPendingDataExport(
+/**
+ * The export a new request should answer with instead of starting another:
+ * the pending one, or a READY one requested at or after `recentSince` whose
+ * archive has not expired. A FAILED export never blocks a new request.
+ */
+export async function findReusableDataExport(
   db: TelemedicineDb,
   patientId: string,
+  { now, recentSince }: { now: Date; recentSince: Date },
 ): Promise<DataExport | undefined> {
   const row = await db
     .selectFrom('telemedicine.data_exports')
     .select(DATA_EXPORT_COLUMNS)
     .where('patient_id', '=', patientId)
-    .where('status', '=', 'PENDING')
+    .where((eb) =>
+      eb.or([
+        eb('status', '=', 'PENDING'),
+        eb.and([
+          eb('status', '=', 'READY'),
+          eb('requested_at', '>=', recentSince),
+          eb('expires_at', '>', now),
+        ]),
+      ]),
+    )
     .orderBy('requested_at', 'desc')
     .limit(1)
     .executeTakeFirst();

@@ -98,8 +98,8 @@ export function registerComplianceRoutes(app: KeelApp, compliance: ComplianceSer
         description:
           'Starts preparing a JSON archive of your profile, consultations (with reasons and notes), ' +
           'prescriptions, payments and refunds, reviews, consents and access log; you are notified when ' +
-          'it is READY. One export is prepared at a time: while one is PENDING, a new request returns ' +
-          'it. Needs a patient profile (422 `telemedicine.patient_profile_required`).',
+          'it is READY. One export is prepared at a time: while one is PENDING, or READY and ' +
+          'requested less than a minute ago, a new request returns it. Needs a patient profile (422 `telemedicine.patient_profile_required`).',
         security: SECURITY,
         response: {
           202: { ...DataExportResponse, description: 'The pending export; Location is its status' },

@@ -12,7 +12,7 @@ import {
   findConsentsPage,
   findDataExportArchive,
   findDataExportOfPatient,
-  findPendingDataExport,
+  findReusableDataExport,
   insertDataExport,
   lockPatient,
 } from './compliance.repository.ts';
@@ -25,6 +25,7 @@ import {
   type DataExportState,
   decodeConsentCursor,
   EXPORT_DATA_QUEUE,
+  EXPORT_REUSE_WINDOW_MS,
   type ExportDataJob,
   encodeConsentCursor,
   stateOf,
@@ -84,7 +85,7 @@ export type DataExportView = { dataExport: DataExport; state: DataExportState };
 
 export type ComplianceService = {
   readOwnAccessLog(principal: Principal, query: AccessLogQuery): Promise<AccessLogPage>;
-  /** The pending export, or a new one; `isNew` tells which. */
+  /** The pending or just-finished export, or a new one; `isNew` tells which. */
   exportOwnData(principal: Principal): Promise<DataExportView & { isNew: boolean }>;
   getOwnDataExport(principal: Principal, exportId: string): Promise<DataExportView>;
   /** The decrypted archive (JSON text), audited as a read of the patient's record. */
@@ -106,13 +107,20 @@ export function createComplianceService(deps: ComplianceServiceDeps): Compliance
     async exportOwnData(principal) {
       const result = await db.transaction(async (trx) => {
         if (!(await lockPatient(trx, principal.id))) throw patientProfileRequired();
-        // Under the patient lock, so concurrent requests see each other's export.
-        const pending = await findPendingDataExport(trx, principal.id);
-        if (pending !== undefined) return { dataExport: pending, isNew: false };
+        // Under the patient lock, so concurrent requests see each other's
+        // export. A READY one counts too while it is recent: a burst of
+        // requests must not start a second export just because the job
+        // finished the first between two of them.
+        const now = clock.now();
+        const reusable = await findReusableDataExport(trx, principal.id, {
+          now,
+          recentSince: new Date(now.getTime() - EXPORT_REUSE_WINDOW_MS),
+        });
+        if (reusable !== undefined) return { dataExport: reusable, isNew: false };
         const dataExport = await insertDataExport(trx, {
           id: deps.ids.uuid(),
           patientId: principal.id,
-          requestedAt: clock.now(),
+          requestedAt: now,
         });
         await deps.jobs.sendWith<ExportDataJob>(trx, EXPORT_DATA_QUEUE, { exportId: dataExport.id });
         return { dataExport, isNew: true };

@@ -66,6 +66,12 @@ export type DataExportState = DataExportStatus | 'EXPIRED';
 
 /** The queue whose job builds an export's archive. */
 export const EXPORT_DATA_QUEUE = 'telemedicine.export-data';
+/**
+ * How long a READY export answers a new request instead of a fresh one:
+ * long enough to absorb a double click or a client's retry burst, short
+ * enough that a patient asking again after a change gets the change.
+ */
+export const EXPORT_REUSE_WINDOW_MS = 60_000;
 export type ExportDataJob = { exportId: string };
 
 /** How long a READY archive may be downloaded before it is erased. */
