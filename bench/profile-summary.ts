@@ -15,7 +15,16 @@ type CpuProfile = {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
+  /** Microseconds on the profiled process's monotonic clock. */
+  startTime: number;
+  endTime: number;
 };
+
+/**
+ * A stretch of the profile, in milliseconds before its end: the harness knows
+ * when the load ran relative to stopping the server, not the server's clock.
+ */
+export type ProfileWindow = { fromMsBeforeEnd: number; toMsBeforeEnd: number };
 
 export type SelfTimeRow = { name: string; selfMs: number; percent: number };
 
@@ -27,8 +36,11 @@ export type ProfileSummary = {
   byCallingPackage: SelfTimeRow[];
 };
 
-export async function summariseProfile(file: string): Promise<ProfileSummary> {
+export async function summariseProfile(file: string, window?: ProfileWindow): Promise<ProfileSummary> {
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+  const fromMicros = window === undefined ? -Infinity : profile.endTime - window.fromMsBeforeEnd * 1000;
+  const toMicros = window === undefined ? Infinity : profile.endTime - window.toMsBeforeEnd * 1000;
+  let sampledAtMicros = profile.startTime;
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const byFunction = new Map<string, number>();
   const byPackage = new Map<string, number>();
@@ -49,9 +61,10 @@ export async function summariseProfile(file: string): Promise<ProfileSummary> {
   // timeDeltas[i] is the gap before sample i; the time until the next sample
   // is what sample i's function was running, as DevTools attributes it.
   for (let index = 0; index < profile.samples.length; index += 1) {
+    sampledAtMicros += profile.timeDeltas[index] ?? 0;
     const node = nodes.get(profile.samples[index] ?? -1);
     const micros = profile.timeDeltas[index + 1] ?? 0;
-    if (!node || micros <= 0) continue;
+    if (!node || micros <= 0 || sampledAtMicros < fromMicros || sampledAtMicros > toMicros) continue;
     totalMicros += micros;
     const frame = node.callFrame;
     const location = shortenUrl(frame.url);

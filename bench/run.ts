@@ -2,6 +2,7 @@
 // Starts bare Fastify and the real Keel server as child processes, drives them
 // with autocannon from this process, prints a table and records the results.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import {
   writeScenarioReport,
 } from './report.ts';
 import { type Scenario, type ScenarioContext, scenarios } from './scenarios.ts';
-import { type ServerProcess, ServerStartError, startServerProcess } from './server-process.ts';
+import { findFreePort, type ServerProcess, ServerStartError, startServerProcess } from './server-process.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const PROFILE_DIR = path.join(RESULTS_DIR, 'profiles');
@@ -136,16 +137,55 @@ const SERVER_ENTRY = {
   'keel-unauthenticated': path.join(import.meta.dirname, 'unauthenticated-server.ts'),
 } as const;
 
-async function startKeel(isProfiled: boolean, server: keyof typeof SERVER_ENTRY): Promise<ServerProcess> {
+type KeelProcesses = { keel: ServerProcess; gateway?: ServerProcess };
+
+async function startKeel(
+  isProfiled: boolean,
+  scenario: Pick<Scenario, 'server' | 'hasPaymentGateway'>,
+): Promise<KeelProcesses> {
+  const server = scenario.server ?? 'keel';
   if (isProfiled) await mkdir(PROFILE_DIR, { recursive: true });
   const profileArgs = isProfiled ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR] : [];
-  return startServerProcess({
-    name: server === 'keel' ? 'keel server' : 'keel server (user-metadata unauthenticated)',
-    nodeArgs: [...profileArgs, SERVER_ENTRY[server]],
-    env: keelEnvironment(),
-    readyPath: '/health/ready',
-    readyTimeoutMs: READY_TIMEOUT_MS,
+  const port = await findFreePort();
+  const gateway = scenario.hasPaymentGateway ? await startPaymentGateway(port) : undefined;
+  try {
+    const keel = await startServerProcess({
+      name: server === 'keel' ? 'keel server' : 'keel server (user-metadata unauthenticated)',
+      nodeArgs: [...profileArgs, SERVER_ENTRY[server]],
+      env: { ...keelEnvironment(), ...gateway?.keelEnvironment },
+      readyPath: '/health/ready',
+      readyTimeoutMs: READY_TIMEOUT_MS,
+      port,
+    });
+    return { keel, ...(gateway === undefined ? {} : { gateway: gateway.process }) };
+  } catch (error) {
+    await gateway?.process.stop();
+    throw error;
+  }
+}
+
+/** The simulated gateway in its own process, its webhooks aimed at the Keel server about to start on `keelPort`. */
+async function startPaymentGateway(keelPort: number) {
+  const secrets = {
+    PAYMENTS_API_KEY: `sk_bench_${randomBytes(24).toString('base64url')}`,
+    PAYMENTS_WEBHOOK_SECRET: randomBytes(32).toString('base64url'),
+  };
+  const gatewayProcess = await startServerProcess({
+    name: 'simulated payment gateway',
+    nodeArgs: [path.join(import.meta.dirname, 'payment-gateway.ts')],
+    env: {
+      ...process.env,
+      ...secrets,
+      NODE_ENV: 'production',
+      KEEL_WEBHOOK_URL: `http://127.0.0.1:${keelPort}/telemedicine/payments/webhooks`,
+    },
+    readyPath: '/ready',
+    readyTimeoutMs: 30_000,
   });
+  return {
+    process: gatewayProcess,
+    keelEnvironment: { ...secrets, PAYMENTS_GATEWAY_URL: gatewayProcess.baseUrl },
+  };
 }
 
 async function startBare(): Promise<ServerProcess> {
@@ -248,10 +288,14 @@ async function main(): Promise<void> {
   const failures: string[] = [];
   for (const scenario of options.scenarios) {
     progress(`${scenario.name}: starting keel server${options.isProfiled ? ' under --cpu-prof' : ''}`);
-    const server = await startKeel(options.isProfiled, scenario.server ?? 'keel');
+    const { keel: server, gateway } = await startKeel(options.isProfiled, scenario);
     const rows: ScenarioRow[] = [];
     let observations: Record<string, number> = {};
     let logLinesDuringRun = 0;
+    // When the load ran, so the profile summary leaves out seeding and shutdown.
+    let loadStartedAt = Number.NaN;
+    let loadEndedAt = Number.NaN;
+    let stoppedAt = Number.NaN;
     try {
       progress(`${scenario.name}: preparing`);
       const context: ScenarioContext = {
@@ -259,6 +303,7 @@ async function main(): Promise<void> {
         adminFile: ADMIN_FILE,
       };
       const prepared = await scenario.prepare(server.baseUrl, context);
+      loadStartedAt = performance.now();
       for (const connections of options.connections) {
         const measurement = await measure(
           server,
@@ -292,11 +337,14 @@ async function main(): Promise<void> {
             `p99 ${measurement.latencyMs.p99.toFixed(1)} ms, non-2xx ${measurement.non2xx}, errors ${measurement.errors}`,
         );
       }
+      loadEndedAt = performance.now();
       observations = await prepared.observations();
     } finally {
       logLinesDuringRun = server.logLinesAfterReady();
       const wasRunning = server.exitStatus() === undefined;
       const exit = await server.stop();
+      stoppedAt = performance.now();
+      await gateway?.stop();
       if (wasRunning && exit.code !== 0) {
         progress(
           `${scenario.name}: keel server exited with code ${exit.code} (signal ${exit.signal}) on SIGTERM`,
@@ -327,7 +375,10 @@ async function main(): Promise<void> {
       // The profiler costs the server CPU: profiled numbers are not recorded as results.
       const profile = profiles[0];
       if (profile) {
-        const summary = formatSummary(await summariseProfile(profile), 20);
+        const window = Number.isNaN(loadEndedAt)
+          ? undefined
+          : { fromMsBeforeEnd: stoppedAt - loadStartedAt, toMsBeforeEnd: stoppedAt - loadEndedAt };
+        const summary = formatSummary(await summariseProfile(profile, window), 20);
         await writeFile(`${profile}.summary.txt`, `${summary}\n`);
         progress(
           `${scenario.name}: CPU profile written to ${path.relative(ROOT, profile)} (summary: .summary.txt)`,

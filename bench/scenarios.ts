@@ -30,6 +30,11 @@ export type Scenario = {
    * instead of sending as fast as the server answers.
    */
   overallRate?: number;
+  /**
+   * Runs the simulated payment gateway (bench/payment-gateway.ts) as a process of its own and points Keel
+   * at it (PAYMENTS_GATEWAY_URL), as production points at a real gateway.
+   */
+  hasPaymentGateway?: boolean;
   /** Seeds what the scenario needs through the public API and returns its request generator. */
   prepare: (baseUrl: string, context: ScenarioContext) => Promise<PreparedScenario>;
 };

@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 // The file, not the testing kit's index: that one loads Vitest.
 import { findFreePort } from '../packages/platform/src/testing/free-port.ts';
 
+export { findFreePort };
+
 export type ExitStatus = { code: number | null; signal: NodeJS.Signals | null };
 
 export type MemoryReading = { rssKb: number; peakRssKb: number };
@@ -49,8 +51,10 @@ export async function startServerProcess(options: {
   env: NodeJS.ProcessEnv;
   readyPath: string;
   readyTimeoutMs: number;
+  /** A port chosen beforehand (another process must know it first); a free one otherwise. */
+  port?: number;
 }): Promise<ServerProcess> {
-  const port = await findFreePort();
+  const port = options.port ?? (await findFreePort());
   const baseUrl = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, options.nodeArgs, {
     env: { ...options.env, PORT: String(port) },
