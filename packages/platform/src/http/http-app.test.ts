@@ -152,6 +152,20 @@ describe('validation errors', () => {
     });
   });
 
+  it.each(['1.5', '', '%2025', '0x10', '1e1', '12n', 'true'])(
+    'answers 400 for limit=%s instead of reading a number into it',
+    async (raw) => {
+      const { app } = await buildApp();
+      const response = await app.inject({ method: 'GET', url: `/things?limit=${raw}` });
+      expect(response.statusCode).toBe(400);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(response.json().errors).toContainEqual({
+        pointer: '/querystring/limit',
+        detail: expect.any(String),
+      });
+    },
+  );
+
   it('converts a valid query string value to its declared type', async () => {
     const { app } = await buildApp();
     const response = await app.inject({ method: 'GET', url: '/things?limit=25' });

@@ -7,34 +7,36 @@ import { Value } from 'typebox/value';
  * Validates with TypeBox's compiled checker. Bodies are checked exactly as
  * sent (a JSON API must not turn "12" into 12, nor drop unknown fields: they
  * are rejected by `additionalProperties: false`); path, query and headers are
- * strings on the wire, so they get defaults and type conversion first.
+ * strings on the wire, so they get defaults and a strict type conversion
+ * first: "20" is an integer, "1.5", "", " 20" and "0x10" are not (TypeBox's
+ * own Convert would have answered 1, 0, 20 and 16, silently).
  */
 export const typeBoxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = Compile(schema);
   const convert = httpPart !== 'body';
-  // Most requests are already valid as sent; converting first would cost an
-  // uncompiled walk of the schema on every request. Schemas with defaults must
-  // still get them, so they always take the slow path.
+  // Most requests are already valid as sent; converting first would cost a
+  // walk of the schema on every request. Schemas with defaults must still get
+  // them, so they always take the conversion.
   const canSkipConversion = !convert || !JSON.stringify(schema).includes('"default"');
   const coerce = convert ? compileStringPartCoercion(schema) : undefined;
   return (value: unknown) => {
     if (canSkipConversion && checker.Check(value)) return { value };
-    // The walk below costs ~9% of server CPU on list endpoints (every `?limit=20`
-    // is a string and every paged query has a default). The compiled coercion
-    // gives the same value for the shapes it accepts; anything it cannot vouch
-    // for, and every invalid request, goes the old way so that values and
-    // error messages stay exactly TypeBox's.
+    let candidate: unknown;
     if (coerce !== undefined) {
       const coerced = coerce(value);
-      if (coerced !== NOT_HANDLED && checker.Check(coerced)) return { value: coerced };
+      // Only input that is not an object at all is left to TypeBox's walk.
+      candidate = coerced === NOT_HANDLED ? Value.Convert(schema, Value.Default(schema, value)) : coerced;
+    } else {
+      // Schemas outside the flat shape (nested objects, unions of types):
+      // none of the routes' path, query or header schemas today.
+      candidate = convert ? Value.Convert(schema, Value.Default(schema, value)) : value;
     }
-    const candidate = convert ? Value.Convert(schema, Value.Default(schema, value)) : value;
     if (checker.Check(candidate)) return { value: candidate };
     return { error: [...checker.Errors(candidate)] as unknown as Error };
   };
 };
 
-/** Returned by a compiled coercion for input it leaves to `Value.Default` and `Value.Convert`. */
+/** Returned by a compiled coercion for input that is not an object, left to `Value.Default` and `Value.Convert`. */
 export const NOT_HANDLED: unique symbol = Symbol('not handled');
 
 type StringCoercion = (raw: string) => unknown;
@@ -42,22 +44,29 @@ type StringCoercion = (raw: string) => unknown;
 type CoercedProperty = {
   key: string;
   coerce: StringCoercion | undefined;
+  isArray: boolean;
   hasDefault: boolean;
   defaultValue: unknown;
-  isOptional: boolean;
 };
 
 /**
- * Platform-internal (exported for its equivalence tests): compiles, once per
- * route schema, what `Value.Convert(schema, Value.Default(schema, value))` does
- * to a flat object of strings, numbers, integers, booleans and string-literal
- * unions. The result is a function that returns a converted shallow copy, or
- * `NOT_HANDLED` for input it does not model (non-string values, a missing
- * required property); `undefined` means the schema is outside that shape.
+ * Platform-internal (exported for its tests): compiles, once per route
+ * schema, the defaults and strict conversion of a flat object of strings,
+ * numbers, integers, booleans, string-literal unions and arrays of strings or
+ * string literals (a repeated query key). The result returns a converted
+ * shallow copy for the checker, or `NOT_HANDLED` for a value that is not an
+ * object; `undefined` means the schema is outside that shape.
+ *
+ * Conversion is strict: an integer must be written as decimal digits with an
+ * optional minus sign (a safe integer), a number additionally with a fraction
+ * and exponent, a boolean as true, false, 1 or 0. Anything else stays the
+ * string it was, and the checker rejects it. On the strings it converts, the
+ * result equals `Value.Convert(schema, Value.Default(schema, value))`.
  *
  * @example
  * const coerce = compileStringPartCoercion(Type.Object({ limit: Type.Integer({ default: 20 }) }));
  * coerce?.({}); // { limit: 20 }
+ * coerce?.({ limit: '1.5' }); // { limit: '1.5' }: the checker answers 400
  */
 export function compileStringPartCoercion(schema: TSchema): ((value: unknown) => unknown) | undefined {
   // TypeBox's walkers dispatch on the hidden `~kind` marker, not on JSON Schema
@@ -79,19 +88,14 @@ export function compileStringPartCoercion(schema: TSchema): ((value: unknown) =>
     // the prototype by Default on ordinary objects.
     if (!SAFE_PROPERTY_NAME.test(key) || key in Object.prototype) return undefined;
     const propertySchema = propertySchemas[key] as TSchema & { default?: unknown };
-    const coerce = coercionFor(propertySchema);
+    const isArray = isArrayOfStrings(propertySchema);
+    const coerce = isArray ? undefined : coercionFor(propertySchema);
     if (coerce === NOT_HANDLED) return undefined;
     const hasDefault = 'default' in propertySchema;
     // A function default is called on every request, and an object default is
     // cloned; only primitives can be computed once.
     if (hasDefault && !isPrimitive(propertySchema.default)) return undefined;
-    properties.push({
-      key,
-      coerce,
-      hasDefault,
-      defaultValue: undefined,
-      isOptional: Type.IsOptional(propertySchema),
-    });
+    properties.push({ key, coerce, isArray, hasDefault, defaultValue: undefined });
   }
   // Defaults come from TypeBox itself, so a default that Convert would change
   // (a string "20" for an integer) is stored already converted. Only after the
@@ -108,16 +112,19 @@ export function compileStringPartCoercion(schema: TSchema): ((value: unknown) =>
     for (const property of properties) {
       const raw = copy[property.key];
       if (raw === undefined) {
+        // A present-but-undefined required property stays undefined: missing.
         if (property.hasDefault) copy[property.key] = property.defaultValue;
-        // Convert turns a required property that is present but undefined into
-        // 0, "" or false; absent, it fails the check either way.
-        else if (!property.isOptional) return NOT_HANDLED;
         continue;
       }
-      // Repeated query keys arrive as arrays; leave them to TypeBox.
-      if (typeof raw !== 'string') return NOT_HANDLED;
-      // Assigned even when unchanged: Default makes an inherited value an own property.
-      copy[property.key] = property.coerce === undefined ? raw : property.coerce(raw);
+      if (typeof raw !== 'string') {
+        // A repeated key (an array) for a single value, or a value that never
+        // was a string: left as it is for the checker to judge. Assigned even
+        // so: Default makes an inherited value an own property.
+        copy[property.key] = raw;
+        continue;
+      }
+      if (property.isArray) copy[property.key] = [raw];
+      else copy[property.key] = property.coerce === undefined ? raw : property.coerce(raw);
     }
     return copy;
   };
@@ -125,9 +132,9 @@ export function compileStringPartCoercion(schema: TSchema): ((value: unknown) =>
 
 const SAFE_PROPERTY_NAME = /^[A-Za-z0-9_-]+$/;
 
-// `undefined` is a property that Convert leaves unchanged when it is a string:
-// strings, and unions of string literals (a string matching no literal is kept
-// as sent for the checker to reject).
+// `undefined` is a property kept as the string it is: strings, and unions of
+// string literals (a string matching no literal is kept as sent for the
+// checker to reject).
 function coercionFor(schema: TSchema): StringCoercion | undefined | typeof NOT_HANDLED {
   if (Type.IsString(schema)) return undefined;
   if (Type.IsInteger(schema)) return convertToInteger;
@@ -135,6 +142,14 @@ function coercionFor(schema: TSchema): StringCoercion | undefined | typeof NOT_H
   if (Type.IsBoolean(schema)) return convertToBoolean;
   if (Type.IsUnion(schema) && isUnionOfStringLiterals(schema)) return undefined;
   return NOT_HANDLED;
+}
+
+/** An array of strings or string literals: what a repeatable query key holds. */
+function isArrayOfStrings(schema: TSchema): boolean {
+  if (!Type.IsArray(schema)) return false;
+  const items = (schema as unknown as { items: TSchema }).items;
+  if ('default' in items) return false;
+  return Type.IsString(items) || (Type.IsUnion(items) && isUnionOfStringLiterals(items));
 }
 
 function isUnionOfStringLiterals(schema: TSchema): boolean {
@@ -165,45 +180,25 @@ function copyOwnProperties(value: unknown): Record<string, unknown> | typeof NOT
   return NOT_HANDLED;
 }
 
-// The three conversions below mirror TypeBox 1.x `Try.TryNumber` and
-// `Try.TryBoolean` for string input, quirks included: "" and " " become 0,
-// "1e3" 1000, "0x10" 16, "true" 1, "12n" 12, and integers are truncated ("1.5"
-// becomes 1). The equivalence tests pin this against Value.Convert.
+const INTEGER_TEXT = /^-?\d+$/;
+const NUMBER_TEXT = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
+
+// A string that is not in the strict form is returned unchanged: the checker
+// then rejects it with "Expected integer" (number, boolean) at its pointer.
 function convertToInteger(raw: string): unknown {
-  const converted = tryNumber(raw);
-  return converted === undefined ? raw : Math.trunc(converted);
+  if (!INTEGER_TEXT.test(raw)) return raw;
+  const converted = Number(raw);
+  return Number.isSafeInteger(converted) ? converted : raw;
 }
 
 function convertToNumber(raw: string): unknown {
-  return tryNumber(raw) ?? raw;
+  if (!NUMBER_TEXT.test(raw)) return raw;
+  const converted = Number(raw);
+  return Number.isFinite(converted) ? converted : raw;
 }
 
 function convertToBoolean(raw: string): unknown {
-  const lowercase = raw.toLowerCase();
-  if (lowercase === 'false' || raw === '0') return false;
-  if (lowercase === 'true' || raw === '1') return true;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
   return raw;
-}
-
-const BIGINT_LIKE = /^-?(0|[1-9]\d*)n$/;
-const DECIMAL_LIKE = /^-?(0|[1-9]\d*)\.\d+$/;
-const INTEGER_LIKE = /^-?(0|[1-9]\d*)$/;
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
-
-function tryNumber(raw: string): number | undefined {
-  const coerced = +raw;
-  if (Number.isFinite(coerced)) return coerced;
-  const lowercase = raw.toLowerCase();
-  if (lowercase === 'false') return 0;
-  if (lowercase === 'true') return 1;
-  const big = BIGINT_LIKE.test(raw)
-    ? BigInt(raw.slice(0, -1))
-    : DECIMAL_LIKE.test(raw)
-      ? BigInt(raw.split('.')[0] as string)
-      : INTEGER_LIKE.test(raw)
-        ? BigInt(raw)
-        : undefined;
-  if (big === undefined || big > MAX_SAFE || big < MIN_SAFE) return undefined;
-  return Number(big);
 }
