@@ -233,6 +233,50 @@ describe('createEventBus delivery', () => {
     expect(await findDelivery(subscription.name, eventId)).toBeUndefined();
   });
 
+  it('keeps the rest of a batch when one handler fails, and calls the failing handler once per attempt', async () => {
+    const names = uniqueNames();
+    const calls = new Map<string, number>();
+    let failingId = '';
+    const subscription = recordingSubscription(
+      { name: names.subscriber('batch'), eventTypes: [names.type('happened')] },
+      (event) => {
+        calls.set(event.id, (calls.get(event.id) ?? 0) + 1);
+        return event.id === failingId && (calls.get(event.id) ?? 0) === 1 ? unavailable() : undefined;
+      },
+    );
+    const bus = openBus({ subscriptions: [subscription] });
+    await bus.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: 5 }, (_, sequence) =>
+        buildEventInput({ type: names.type('happened'), payload: { sequence } }),
+      ),
+    );
+    failingId = events[2]?.id ?? '';
+
+    // One batch: the third handler fails, its work is undone, the other four commit once.
+    expect(await bus.runOnce()).toBe(5);
+    for (const event of events) {
+      expect(await countEffects(subscription.name, event.id)).toBe(event.id === failingId ? 0 : 1);
+    }
+    expect(calls.get(failingId)).toBe(1);
+    expect(await findDelivery(subscription.name, failingId)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      last_error_code: 'tests.dependency_down',
+    });
+    const undelivered = [];
+    for (const event of events) {
+      if ((await findDelivery(subscription.name, event.id)) !== undefined) undelivered.push(event.id);
+    }
+    expect(undelivered).toEqual([failingId]);
+
+    bus.clock.advance(500);
+    expect(await drainBus(bus)).toBe(1);
+    expect(calls.get(failingId)).toBe(2);
+    expect(await countEffects(subscription.name)).toBe(5);
+  });
+
   it('has no second effect when a handled event is delivered again', async () => {
     const names = uniqueNames();
     const subscription = recordingSubscription({
