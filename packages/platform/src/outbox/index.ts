@@ -9,6 +9,8 @@ export {
   emitEvent,
   handleEventOnce,
   listDeadLetters,
+  type PreparedEvent,
+  prepareEvent,
   pruneEvents,
   replayDeadLetter,
   retireSubscription,

@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@keel/contracts';
-import type { ColumnType, GeneratedAlways, Kysely } from 'kysely';
+import type { ColumnType, GeneratedAlways, Kysely, RawBuilder } from 'kysely';
 import { sql } from 'kysely';
 import type { DeadLetter } from './outbox.ts';
 
@@ -53,9 +53,41 @@ export type OutboxTables = {
 export const EVENTS_CHANNEL = 'keel_events';
 
 /**
- * Inserts the event and, in the same statement, one pending delivery per
- * subscriber of its type (fan-out at emit time), then notifies dispatchers if
- * anyone subscribes. One round trip. Returns the number of deliveries.
+ * The outbox write of one event as two common table expressions to splice
+ * into a statement's WITH list: `outbox_event` inserts the event when
+ * `condition` selects a row, and `outbox_deliveries` fans it out, one pending
+ * delivery per subscriber of its type registered at that moment. Both modify
+ * data, so they run whether or not the statement reads them. With
+ * `isNotifying`, each delivery row also calls `pg_notify`; Postgres folds
+ * identical notifications of a transaction into one, sent at commit, and
+ * none is sent when nobody subscribes.
+ */
+export function eventInsertCtes(
+  event: EventEnvelope,
+  isNotifying: boolean,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return sql`outbox_event as (
+      insert into platform.outbox_events
+        (id, type, aggregate_type, aggregate_id, occurred_at, schema_version, traceparent, payload)
+      select
+        ${event.id}::uuid, ${event.type}::text, ${event.aggregateType}::text, ${event.aggregateId}::text,
+        ${event.occurredAt}::timestamptz, ${event.schemaVersion}::int, ${event.traceparent ?? null}::text,
+        ${JSON.stringify(event.payload)}::jsonb
+      where exists (${condition})
+      returning position
+    ), outbox_deliveries as (
+      insert into platform.event_deliveries (subscriber, position, aggregate_type, aggregate_id)
+      select distinct s.subscriber, outbox_event.position, ${event.aggregateType}::text, ${event.aggregateId}::text
+      from outbox_event cross join platform.event_subscriptions s
+      where s.event_type = ${event.type}::text or s.event_type = '*'
+      returning case when ${isNotifying}::boolean then pg_notify(${EVENTS_CHANNEL}, '') end
+    )`;
+}
+
+/**
+ * Inserts the event, fans it out and notifies (see `eventInsertCtes`) in one
+ * round trip. Returns the number of deliveries.
  */
 export async function insertEvent(
   db: Kysely<OutboxTables>,
@@ -63,30 +95,8 @@ export async function insertEvent(
   isNotifying: boolean,
 ): Promise<number> {
   const result = await sql<{ deliveries: number }>`
-    with event as (
-      insert into platform.outbox_events
-        (id, type, aggregate_type, aggregate_id, occurred_at, schema_version, traceparent, payload)
-      values (
-        ${event.id}, ${event.type}, ${event.aggregateType}, ${event.aggregateId},
-        ${event.occurredAt}::timestamptz, ${event.schemaVersion}, ${event.traceparent ?? null},
-        ${JSON.stringify(event.payload)}::jsonb
-      )
-      returning position
-    ), fanned_out as (
-      insert into platform.event_deliveries (subscriber, position, aggregate_type, aggregate_id)
-      select distinct s.subscriber, event.position, ${event.aggregateType}, ${event.aggregateId}
-      from event cross join platform.event_subscriptions s
-      where s.event_type = ${event.type} or s.event_type = '*'
-      returning 1
-    )
-    select
-      (select count(*) from fanned_out)::int as deliveries,
-      -- At most one notification per event, and none when nobody listens for it;
-      -- Postgres folds identical notifications of one transaction into one anyway.
-      (select count(*) from (
-        select pg_notify(${EVENTS_CHANNEL}, '') from (select 1 from fanned_out limit 1) as any_delivery
-        where ${isNotifying}::boolean
-      ) as notified)::int as notifications`.execute(db);
+    with ${eventInsertCtes(event, isNotifying, sql`select 1`)}
+    select (select count(*) from outbox_deliveries)::int as deliveries`.execute(db);
   return result.rows[0]?.deliveries ?? 0;
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { defineEvent } from '@keel/contracts';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { Type } from 'typebox';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -19,6 +20,7 @@ import { EVENTS_CHANNEL } from './outbox.repository.ts';
 import {
   handleEventOnce,
   listDeadLetters,
+  prepareEvent,
   pruneEvents,
   replayDeadLetter,
   retireSubscription,
@@ -177,6 +179,55 @@ describe('emitEvent', () => {
     await vi.waitFor(() => expect(notifications).toHaveLength(1), { timeout: 10_000, interval: 10 });
     await listener.query('select 1');
     expect(notifications).toEqual([EVENTS_CHANNEL]);
+  });
+});
+
+describe('prepareEvent', () => {
+  async function countRows(eventId: string): Promise<{ events: number; deliveries: number }> {
+    const result = await testDb.database.pool.query<{ events: number; deliveries: number }>(
+      `select (select count(*) from platform.outbox_events where id = $1)::int as events,
+              (select count(*) from platform.event_deliveries d join platform.outbox_events e
+                 on e.position = d.position where e.id = $1)::int as deliveries`,
+      [eventId],
+    );
+    return result.rows[0] ?? { events: -1, deliveries: -1 };
+  }
+
+  it("writes the event and one delivery per subscriber in the caller's statement, only when its condition holds", async () => {
+    const names = uniqueNames();
+    const bus = openBus([
+      noopSubscription(names.subscriber('first'), [names.type('happened')]),
+      noopSubscription(names.subscriber('second'), [names.type('happened')]),
+    ]);
+    await bus.register();
+    const db = testDb.database.typed<unknown>();
+    const written = prepareEvent(buildEventInput({ type: names.type('happened') }));
+    const skipped = prepareEvent(buildEventInput({ type: names.type('happened') }));
+    await db.transaction(async (trx) => {
+      await sql`with chosen as (select 1 where ${true}), ${written.insertWhen(sql`select 1 from chosen`)}
+        select 1`.execute(trx);
+      await sql`with chosen as (select 1 where ${false}), ${skipped.insertWhen(sql`select 1 from chosen`)}
+        select 1`.execute(trx);
+    });
+    expect(await countRows(written.envelope.id)).toEqual({ events: 1, deliveries: 2 });
+    expect(await countRows(skipped.envelope.id)).toEqual({ events: 0, deliveries: 0 });
+    const stored = await testDb.database.pool.query(
+      'select type, aggregate_id, payload from platform.outbox_events where id = $1',
+      [written.envelope.id],
+    );
+    expect(stored.rows).toEqual([
+      {
+        type: written.envelope.type,
+        aggregate_id: written.envelope.aggregateId,
+        payload: written.envelope.payload,
+      },
+    ]);
+  });
+
+  it('checks the envelope as emitEvent does, before any statement runs', () => {
+    expect(() => prepareEvent(buildEventInput({ type: 'NotAnEventType' }))).toThrow(
+      expect.objectContaining({ code: 'events.invalid_event' }),
+    );
   });
 });
 

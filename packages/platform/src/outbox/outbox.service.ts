@@ -1,5 +1,6 @@
 import type { EventEnvelope } from '@keel/contracts';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { RawBuilder } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import { type AnyTransaction, asPlatformTables, type Database } from '../db/database.ts';
 import { getTracer } from '../observability/tracing.ts';
@@ -7,6 +8,7 @@ import { deadLetterNotFound, invalidEvent, invalidLimit } from './outbox.errors.
 import {
   deleteEventsBefore,
   deleteSubscriber,
+  eventInsertCtes,
   findDeadLetters,
   insertEvent,
   insertInboxEntry,
@@ -45,6 +47,56 @@ export async function emitEvent<EventType extends string, Payload>(
   event: EventInput<EventType, Payload>,
   options: EmitOptions = {},
 ): Promise<EventEnvelope<EventType, Payload>> {
+  const envelope = buildEnvelope(event, options);
+  await insertEvent(asPlatformTables<OutboxTables>(trx), envelope, options.isNotifying ?? true);
+  return envelope;
+}
+
+/** An event ready to be written by the caller's own statement (see `prepareEvent`). */
+export type PreparedEvent<EventType extends string = string, Payload = unknown> = {
+  envelope: EventEnvelope<EventType, Payload>;
+  /**
+   * The outbox write as common table expressions (`outbox_event`,
+   * `outbox_deliveries`) for the statement's WITH list, written only when
+   * `condition` selects a row. One event per statement: the names are fixed.
+   */
+  insertWhen(condition: RawBuilder<unknown>): RawBuilder<unknown>;
+};
+
+/**
+ * `emitEvent` for a write that is already one statement: the same envelope
+ * (id, time, version, trace context, contract check), but the outbox insert
+ * and fan-out join the caller's statement instead of costing a round trip of
+ * their own. The statement must run in the transaction it belongs to (or be
+ * the whole transaction); the event is delivered if and only if it commits.
+ *
+ * @example
+ * const placed = prepareEvent({ type: OrderPlacedV1.type, ... }, { definition: OrderPlacedV1 });
+ * await sql`with placed_order as (insert into orders.orders ... returning id),
+ *   ${placed.insertWhen(sql`select 1 from placed_order`)}
+ *   select ...`.execute(trx);
+ */
+export function prepareEvent<EventType extends string, Payload>(
+  event: EventInput<EventType, Payload>,
+  options: EmitOptions = {},
+): PreparedEvent<EventType, Payload> {
+  const envelope = buildEnvelope(event, options);
+  const isNotifying = options.isNotifying ?? true;
+  return {
+    envelope,
+    insertWhen: (condition) => eventInsertCtes(envelope, isNotifying, condition),
+  };
+}
+
+/**
+ * Stamps a UUIDv7 id, the time, the schema version and the active span's
+ * `traceparent`; throws 500 `events.invalid_event` for a malformed type or,
+ * with `options.definition`, a payload off its contract.
+ */
+function buildEnvelope<EventType extends string, Payload>(
+  event: EventInput<EventType, Payload>,
+  options: EmitOptions,
+): EventEnvelope<EventType, Payload> {
   if (!isEventType(event.type)) {
     throw invalidEvent(event.type, 'the type must look like <service>.<event_past_tense>.v<major>');
   }
@@ -69,7 +121,6 @@ export async function emitEvent<EventType extends string, Payload>(
       throw invalidEvent(event.type, 'the envelope does not match its contract');
     }
   }
-  await insertEvent(asPlatformTables<OutboxTables>(trx), envelope, options.isNotifying ?? true);
   return envelope;
 }
 

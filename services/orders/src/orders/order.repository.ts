@@ -1,6 +1,7 @@
 import type { OrderStatus } from '@keel/contracts';
 import { type Selectable, sql } from '@keel/platform/db';
 import type { ClaimCompletionSql } from '@keel/platform/idempotency';
+import type { PreparedEvent } from '@keel/platform/outbox';
 import type { OrdersDb, OrdersTable } from '../database.ts';
 import {
   type CancelledBy,
@@ -100,8 +101,9 @@ export type PlacementOutcome = {
 /**
  * Places an order in one statement: only if every stock item it needs has
  * enough, reserves all of them, inserts the order, its lines and
- * reservations, and completes the idempotency claim. All or nothing: when one
- * item is short, no row is written.
+ * reservations, writes its `order_placed` event to the outbox and completes
+ * the idempotency claim. All or nothing: when one item is short, no row is
+ * written.
  *
  * How it stays correct and cheap under contention:
  * - `current` reads the last committed stock without locking. If any item is
@@ -122,9 +124,11 @@ export async function insertOrderReservingStock(
     order: Order;
     needs: readonly StockNeed[];
     claim: ClaimCompletionSql | undefined;
+    /** `order_placed`, written by this statement only when the order is. */
+    event: PreparedEvent;
   },
 ): Promise<PlacementOutcome> {
-  const { order, needs, claim } = placement;
+  const { order, needs, claim, event } = placement;
   const stockIds = needs.map((need) => need.stockItemId);
   const lines: readonly OrderLine[] = order.lines;
   const held = claim === undefined ? sql`select 1` : claim.heldClaim;
@@ -211,7 +215,8 @@ export async function insertOrderReservingStock(
     placed_reservations as (
       insert into orders.order_reservations (order_id, stock_item_id, quantity)
       select ${order.id}::uuid, r.id, w.qty from reservation r join wanted w on w.id = r.id
-    )${completion}
+    ),
+    ${event.insertWhen(sql`select 1 from placed_order`)}${completion}
     select
       exists (select 1 from held) as is_claim_held,
       coalesce((select is_placed from decision), false) as is_placed,

@@ -6,7 +6,7 @@ import {
   type StoredResponse,
 } from '@keel/platform/idempotency';
 import type { Clock, IdGenerator } from '@keel/platform/module';
-import { emitEvent } from '@keel/platform/outbox';
+import { emitEvent, prepareEvent } from '@keel/platform/outbox';
 import { ORDERS_PERMISSIONS } from '../access/orders-permissions.ts';
 import type { OutletAccess } from '../access/outlet-access.ts';
 import type { OrdersDatabase } from '../database.ts';
@@ -177,37 +177,40 @@ export function createOrderService(deps: OrderServiceDependencies) {
       const { idempotency } = options;
       const completion = idempotency?.claim.completionSql(idempotency.respond(order));
 
+      // Written by the placement statement itself, only if the order is.
+      const placed = prepareEvent(
+        {
+          type: OrderPlacedV1.type,
+          aggregateType: 'order',
+          aggregateId: order.id,
+          occurredAt: order.placedAt,
+          payload: {
+            orderId: order.id,
+            outletId: order.outletId,
+            customerId: order.customerId,
+            version: order.version,
+            currency: order.currency,
+            totalMinor: order.totalMinor,
+            lines: order.lines.map((line) => ({
+              menuItemId: line.menuItemId,
+              name: line.name,
+              quantity: line.quantity,
+              unitPriceMinor: line.unitPriceMinor,
+            })),
+            placedAt: order.placedAt.toISOString(),
+          },
+        },
+        { definition: OrderPlacedV1 },
+      );
+
       try {
         await db.transaction(async (trx) => {
-          // The event goes first: the placement statement takes the stock row
-          // locks, and every statement after it would hold them one round
-          // trip longer. A failed placement rolls the event back with it.
-          await emitEvent(
-            trx,
-            {
-              type: OrderPlacedV1.type,
-              aggregateType: 'order',
-              aggregateId: order.id,
-              occurredAt: order.placedAt,
-              payload: {
-                orderId: order.id,
-                outletId: order.outletId,
-                customerId: order.customerId,
-                version: order.version,
-                currency: order.currency,
-                totalMinor: order.totalMinor,
-                lines: order.lines.map((line) => ({
-                  menuItemId: line.menuItemId,
-                  name: line.name,
-                  quantity: line.quantity,
-                  unitPriceMinor: line.unitPriceMinor,
-                })),
-                placedAt: order.placedAt.toISOString(),
-              },
-            },
-            { definition: OrderPlacedV1 },
-          );
-          const outcome = await insertOrderReservingStock(trx, { order, needs, claim: completion });
+          const outcome = await insertOrderReservingStock(trx, {
+            order,
+            needs,
+            claim: completion,
+            event: placed,
+          });
           if (!outcome.isClaimHeld) throw new LostRace();
           if (!outcome.isPlaced) throw outOfStock(describeShortage(outcome, input.lines, menu));
           await emitLowStockCrossings(
