@@ -1,6 +1,6 @@
-import { createPublicKey, randomUUID, verify } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomUUID, verify } from 'node:crypto';
 import type { Clock } from '@keel/platform/module';
-import { useTestApp } from '@keel/platform/testing';
+import { buildTestApp, type TestApp, useTestApp } from '@keel/platform/testing';
 import type { InjectOptions } from 'fastify';
 import type { Response } from 'light-my-request';
 import { describe, expect, it } from 'vitest';
@@ -580,6 +580,56 @@ describe('verifying a prescription', () => {
     expect((await verifyPrescription(contentCase.id, contentCase.signature)).json()).toEqual({
       valid: false,
     });
+  });
+
+  it('keeps verifying what an earlier key signed once it is configured as retired, after a rotation', async () => {
+    const prescription = await issued(await consultationInProgress());
+    const published = await call(undefined, { method: 'GET', url: '/prescriptions/signing-keys' });
+    const [oldJwk] = published.json<{ keys: { kid: string; x: string }[] }>().keys;
+    if (oldJwk === undefined) throw new Error('no key published');
+    const oldPublicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: oldJwk.x }, format: 'jwk' })
+      .export({ type: 'spki', format: 'der' })
+      .toString('base64');
+    const newPrivateKey = generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'der' })
+      .toString('base64');
+    const rotatedApp = (env: Record<string, string>) =>
+      buildTestApp({
+        database: harness.testDb.database,
+        databaseUrl: harness.testDb.url,
+        modules: [telemedicineModule],
+        clock,
+        env: { RATE_LIMIT_ENABLED: 'false', TELEMEDICINE_PRESCRIPTION_SIGNING_KEY: newPrivateKey, ...env },
+      });
+    const verifyOn = (app: TestApp) =>
+      app.app.inject({
+        method: 'POST',
+        url: '/telemedicine/prescriptions/verify',
+        payload: { prescription_id: prescription.id, signature: prescription.signature },
+      });
+
+    // Rotated without naming the old key: its prescriptions no longer verify.
+    const forgetful = await rotatedApp({});
+    try {
+      expect((await verifyOn(forgetful)).json()).toEqual({ valid: false });
+    } finally {
+      await forgetful.close();
+    }
+
+    const rotated = await rotatedApp({ TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS: ` ${oldPublicKey} ` });
+    try {
+      expect((await verifyOn(rotated)).json()).toMatchObject({ valid: true, status: 'current' });
+      const keys = await rotated.app.inject({
+        method: 'GET',
+        url: '/telemedicine/prescriptions/signing-keys',
+      });
+      const kids = keys.json<{ keys: { kid: string }[] }>().keys.map((key) => key.kid);
+      expect(kids).toHaveLength(2);
+      expect(kids[0]).not.toBe(oldJwk.kid);
+      expect(kids[1]).toBe(oldJwk.kid);
+    } finally {
+      await rotated.close();
+    }
   });
 
   it('publishes the signing key as a JWK that verifies a prescription offline', async () => {

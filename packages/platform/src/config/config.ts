@@ -89,6 +89,8 @@ export const PlatformConfigSchema = Type.Object({
   TELEMEDICINE_LATE_CANCEL_REFUND_PERCENT: Type.Integer({ minimum: 0, maximum: 100, default: 50 }),
   // Ed25519 private key, base64 of its PKCS#8 DER; generated into KEEL_DATA_DIR outside production when unset.
   TELEMEDICINE_PRESCRIPTION_SIGNING_KEY: Type.Optional(Type.String({ minLength: 40 })),
+  // Comma-separated base64 SPKI DER Ed25519 public keys of earlier signing keys: their prescriptions still verify.
+  TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS: Type.Optional(Type.String()),
   TELEMEDICINE_SEARCH_CACHE_TTL_SECONDS: Type.Integer({ minimum: 0, maximum: 3600, default: 30 }),
   // At most one search-cache invalidation per interval: bookings would otherwise empty it constantly.
   TELEMEDICINE_SEARCH_CACHE_COALESCE_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000 }),

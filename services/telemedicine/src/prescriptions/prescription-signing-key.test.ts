@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import {
   GENERATED_SIGNING_KEY_FILE,
   keyIdOf,
   loadPrescriptionSigningKey,
+  loadRetiredVerificationKeys,
 } from './prescription-signing-key.ts';
 
 function freshDirectory(): string {
@@ -114,5 +115,71 @@ describe('loadPrescriptionSigningKey', () => {
     const { publicKey } = generateKeyPairSync('ed25519');
     expect(keyIdOf(publicKey)).toBe(keyIdOf(publicKey));
     expect(keyIdOf(publicKey)).not.toBe(keyIdOf(generateKeyPairSync('ed25519').publicKey));
+  });
+});
+
+describe('loadRetiredVerificationKeys', () => {
+  function currentKey() {
+    return loadPrescriptionSigningKey({
+      signingKey: pkcs8Base64(),
+      dataDirectory: freshDirectory(),
+      allowGenerate: false,
+    });
+  }
+
+  function spkiBase64(type: 'ed25519' | 'ed448' = 'ed25519'): {
+    base64: string;
+    sign: (message: Buffer) => Buffer;
+  } {
+    const pair = type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ed448');
+    return {
+      base64: pair.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+      sign: (message) => sign(null, message, pair.privateKey),
+    };
+  }
+
+  it('has none when the variable is unset or blank', () => {
+    const current = currentKey();
+    expect(loadRetiredVerificationKeys(undefined, current)).toEqual([]);
+    expect(loadRetiredVerificationKeys(' , ', current)).toEqual([]);
+  });
+
+  it('reads comma-separated public keys that verify what their private halves signed, and nothing else', () => {
+    const first = spkiBase64();
+    const second = spkiBase64();
+    const keys = loadRetiredVerificationKeys(` ${first.base64},${second.base64} `, currentKey());
+    expect(keys.map((key) => key.publicJwk.kty)).toEqual(['OKP', 'OKP']);
+    const message = Buffer.from('{"a":1}');
+    const signature = first.sign(message).toString('base64url');
+    expect(keys[0]?.verify(message, signature)).toBe(true);
+    expect(keys[1]?.verify(message, signature)).toBe(false);
+    expect(keys[0]?.verify(Buffer.from('{"a":2}'), signature)).toBe(false);
+    expect(keys[0]?.kid).not.toBe(keys[1]?.kid);
+    expect('sign' in (keys[0] ?? {})).toBe(false);
+  });
+
+  it('refuses garbage, another curve, the current key and a key listed twice, naming each entry', () => {
+    const current = currentKey();
+    const currentPublic = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: current.publicJwk.x },
+      format: 'jwk',
+    })
+      .export({ type: 'spki', format: 'der' })
+      .toString('base64');
+    const twice = spkiBase64().base64;
+    const error = configErrorOf(() =>
+      loadRetiredVerificationKeys(
+        ['not-a-key', spkiBase64('ed448').base64, currentPublic, twice, twice].join(','),
+        current,
+      ),
+    );
+    expect(error.message).toContain(
+      'TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS[0]: not a base64 SPKI DER public key',
+    );
+    expect(error.message).toContain('[1]: must be an Ed25519 key (it is ed448)');
+    expect(error.message).toContain('[2]: key');
+    expect(error.message).toContain('is the current signing key');
+    expect(error.message).toContain('[4]: key');
+    expect(error.message).toContain('is listed twice');
   });
 });

@@ -15,6 +15,7 @@ import { readOrCreateKeyFile } from '@keel/platform/crypto';
 // KeyObjects: errors name the variable or the file, never the key.
 
 export const SIGNING_KEY_VARIABLE = 'TELEMEDICINE_PRESCRIPTION_SIGNING_KEY';
+export const RETIRED_KEYS_VARIABLE = 'TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS';
 /** Name of the development key file inside the data directory. */
 export const GENERATED_SIGNING_KEY_FILE = 'prescription-signing-key.json';
 
@@ -23,14 +24,18 @@ const KEY_FILE_VERSION = 1;
 /** The public half as a JSON Web Key (RFC 8037), with its id. */
 export type SigningPublicJwk = { kid: string; kty: 'OKP'; crv: 'Ed25519'; x: string };
 
-export type PrescriptionSigningKey = {
+/** A public key prescriptions were signed with: the current one, or one retired by a rotation. */
+export type PrescriptionVerificationKey = {
   /** First 16 hex characters of SHA-256 over the public key's SPKI DER. */
   kid: string;
   publicJwk: SigningPublicJwk;
-  /** Ed25519 signature of `message`, base64url. */
-  sign(message: Buffer): string;
   /** Whether `signature` (base64url) is this key's signature of `message`. */
   verify(message: Buffer, signature: string): boolean;
+};
+
+export type PrescriptionSigningKey = PrescriptionVerificationKey & {
+  /** Ed25519 signature of `message`, base64url. */
+  sign(message: Buffer): string;
   source: 'environment' | 'generated';
 };
 
@@ -69,6 +74,52 @@ export function loadPrescriptionSigningKey(options: LoadSigningKeyOptions): Pres
   return buildSigningKey(parsePrivateKey(stored.privateKey, file), 'generated');
 }
 
+/**
+ * The public keys of signing keys retired by a rotation, from
+ * `TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS`: comma-separated base64 of
+ * Ed25519 public keys in SPKI DER (`openssl pkey -in old.pem -pubout -outform
+ * DER | base64 -w0`). Prescriptions signed before the rotation keep
+ * verifying against them. A retired key equal to the current one, or listed
+ * twice, is a configuration error: it hides a rotation that did not happen.
+ */
+export function loadRetiredVerificationKeys(
+  configured: string | undefined,
+  current: PrescriptionVerificationKey,
+): PrescriptionVerificationKey[] {
+  const entries = (configured ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  const problems: string[] = [];
+  const keys: PrescriptionVerificationKey[] = [];
+  const seen = new Set([current.kid]);
+  entries.forEach((entry, index) => {
+    const where = `${RETIRED_KEYS_VARIABLE}[${index}]`;
+    let publicKey: KeyObject;
+    try {
+      publicKey = createPublicKey({ key: Buffer.from(entry, 'base64'), format: 'der', type: 'spki' });
+    } catch {
+      problems.push(`${where}: not a base64 SPKI DER public key`);
+      return;
+    }
+    if (publicKey.asymmetricKeyType !== 'ed25519') {
+      problems.push(`${where}: must be an Ed25519 key (it is ${publicKey.asymmetricKeyType ?? 'unknown'})`);
+      return;
+    }
+    const key = buildVerificationKey(publicKey);
+    if (seen.has(key.kid)) {
+      problems.push(
+        `${where}: key ${key.kid} is ${key.kid === current.kid ? 'the current signing key' : 'listed twice'}`,
+      );
+      return;
+    }
+    seen.add(key.kid);
+    keys.push(key);
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+  return keys;
+}
+
 /** The key id of an Ed25519 public key: it names the key in stored prescriptions and the JWK set. */
 export function keyIdOf(publicKey: KeyObject): string {
   const spki = publicKey.export({ type: 'spki', format: 'der' });
@@ -92,21 +143,26 @@ function buildSigningKey(
   privateKey: KeyObject,
   source: PrescriptionSigningKey['source'],
 ): PrescriptionSigningKey {
-  const publicKey = createPublicKey(privateKey);
+  return {
+    ...buildVerificationKey(createPublicKey(privateKey)),
+    sign: (message) => sign(null, message, privateKey).toString('base64url'),
+    source,
+  };
+}
+
+function buildVerificationKey(publicKey: KeyObject): PrescriptionVerificationKey {
   const kid = keyIdOf(publicKey);
   const { x } = publicKey.export({ format: 'jwk' });
   if (x === undefined) throw new Error('an Ed25519 public key exported no x coordinate');
   return {
     kid,
     publicJwk: { kid, kty: 'OKP', crv: 'Ed25519', x },
-    sign: (message) => sign(null, message, privateKey).toString('base64url'),
     verify: (message, signature) => {
       const bytes = Buffer.from(signature, 'base64url');
       // Buffer.from skips characters outside the alphabet: only a canonical encoding counts.
       if (bytes.toString('base64url') !== signature) return false;
       return verify(null, message, publicKey, bytes);
     },
-    source,
   };
 }
 

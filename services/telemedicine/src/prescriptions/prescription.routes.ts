@@ -179,8 +179,8 @@ export function registerPrescriptionRoutes(app: KeelApp, prescriptions: Prescrip
         tags: TAGS,
         summary: 'The public keys prescriptions are signed with',
         description:
-          'A JWK set: verify a prescription offline with the key whose `kid` it names, over the ' +
-          'canonical JSON of its document.',
+          'A JWK set, the current key first and then keys retired by rotation: verify a prescription ' +
+          'offline with the key whose `kid` it names, over the canonical JSON of its document.',
         response: { 200: SigningKeysResponse, ...problemResponses(429) },
       },
     },

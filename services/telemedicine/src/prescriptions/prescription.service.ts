@@ -38,7 +38,11 @@ import {
   type StoredPrescription,
   signedBytesOf,
 } from './prescription.ts';
-import type { PrescriptionSigningKey, SigningPublicJwk } from './prescription-signing-key.ts';
+import type {
+  PrescriptionSigningKey,
+  PrescriptionVerificationKey,
+  SigningPublicJwk,
+} from './prescription-signing-key.ts';
 
 export type PrescriptionServiceDependencies = {
   db: TelemedicineDatabase;
@@ -46,6 +50,8 @@ export type PrescriptionServiceDependencies = {
   ids: IdGenerator;
   encryption: FieldEncryption;
   signingKey: PrescriptionSigningKey;
+  /** Public keys of earlier signing keys: what they signed still verifies. */
+  retiredKeys?: readonly PrescriptionVerificationKey[];
 };
 
 export type PrescriptionService = ReturnType<typeof createPrescriptionService>;
@@ -76,6 +82,8 @@ function contentAad(prescriptionId: string): string {
 
 export function createPrescriptionService(deps: PrescriptionServiceDependencies) {
   const { db, clock, ids, encryption, signingKey } = deps;
+  const verificationKeys: readonly PrescriptionVerificationKey[] = [signingKey, ...(deps.retiredKeys ?? [])];
+  const verificationKeysById = new Map(verificationKeys.map((key) => [key.kid, key]));
 
   function signAndEncrypt(document: PrescriptionDocument): SignedPrescription {
     const bytes = signedBytesOf(document);
@@ -369,7 +377,8 @@ export function createPrescriptionService(deps: PrescriptionServiceDependencies)
     async verifyPrescription(prescriptionId: string, signature: string): Promise<VerificationResult> {
       const stored = await db.run((kysely) => findPrescription(kysely, prescriptionId));
       if (stored === undefined || stored.signature !== signature) return { isValid: false };
-      if (stored.signingKeyId !== signingKey.kid) return { isValid: false };
+      const key = verificationKeysById.get(stored.signingKeyId);
+      if (key === undefined) return { isValid: false };
       let plaintext: string;
       try {
         plaintext = encryption.decrypt(stored.encryptedContent, contentAad(stored.id));
@@ -380,8 +389,7 @@ export function createPrescriptionService(deps: PrescriptionServiceDependencies)
         throw error;
       }
       const document = parseDocument(plaintext);
-      if (document === undefined || !isAuthentic(stored, document, signingKey.verify))
-        return { isValid: false };
+      if (document === undefined || !isAuthentic(stored, document, key.verify)) return { isValid: false };
       return {
         isValid: true,
         issuer: {
@@ -393,8 +401,9 @@ export function createPrescriptionService(deps: PrescriptionServiceDependencies)
       };
     },
 
+    /** The current key first, then the retired ones. */
     listSigningKeys(): SigningPublicJwk[] {
-      return [signingKey.publicJwk];
+      return verificationKeys.map((key) => key.publicJwk);
     },
   };
 }

@@ -2,12 +2,13 @@ import type { KeelApp } from '@keel/platform/http';
 import type { TelemedicineDependencies } from '../composition-root.ts';
 import { registerPrescriptionRoutes } from './prescription.routes.ts';
 import { createPrescriptionService } from './prescription.service.ts';
-import { loadPrescriptionSigningKey } from './prescription-signing-key.ts';
+import { loadPrescriptionSigningKey, loadRetiredVerificationKeys } from './prescription-signing-key.ts';
 
 /**
  * Builds the prescriptions feature and registers its routes. Loading the
- * signing key here makes a production start without
- * TELEMEDICINE_PRESCRIPTION_SIGNING_KEY fail at once, not at the first prescription.
+ * keys here makes a production start without
+ * TELEMEDICINE_PRESCRIPTION_SIGNING_KEY, or with a malformed retired key,
+ * fail at once, not at the first prescription or verification.
  */
 export function wirePrescriptions(app: KeelApp, deps: TelemedicineDependencies): void {
   const { config } = deps;
@@ -18,13 +19,21 @@ export function wirePrescriptions(app: KeelApp, deps: TelemedicineDependencies):
     dataDirectory: config.KEEL_DATA_DIR,
     allowGenerate: config.NODE_ENV !== 'production',
   });
-  deps.logger.info({ kid: signingKey.kid, source: signingKey.source }, 'prescription signing key loaded');
+  const retiredKeys = loadRetiredVerificationKeys(
+    config.TELEMEDICINE_PRESCRIPTION_RETIRED_PUBLIC_KEYS,
+    signingKey,
+  );
+  deps.logger.info(
+    { kid: signingKey.kid, source: signingKey.source, retiredKids: retiredKeys.map((key) => key.kid) },
+    'prescription signing key loaded',
+  );
   const prescriptions = createPrescriptionService({
     db: deps.db,
     clock: deps.clock,
     ids: deps.ids,
     encryption: deps.encryption,
     signingKey,
+    retiredKeys,
   });
   registerPrescriptionRoutes(app, prescriptions);
 }
