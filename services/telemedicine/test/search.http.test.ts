@@ -656,6 +656,36 @@ async function feeSeen(on: TestAppHarness, currency: string): Promise<number | u
   return (await searchOk({ currency }, on)).items[0]?.fee_minor;
 }
 
+const CACHE_SERIES = {
+  processHits: 'keel_telemedicine_search_cache_hits_total{layer="process"}',
+  redisHits: 'keel_telemedicine_search_cache_hits_total{layer="redis"}',
+  misses: 'keel_telemedicine_search_cache_misses_total',
+  coalesced: 'keel_telemedicine_search_cache_coalesced_total',
+  disconnectedBypasses: 'keel_telemedicine_search_cache_bypasses_total{reason="disconnected"}',
+  invalidationsPublished: 'keel_telemedicine_search_cache_invalidations_published_total',
+} as const;
+
+/** The search cache's series as the app serves them on /metrics (undefined: not exported). */
+async function scrapeCacheSeries(
+  on: TestAppHarness,
+): Promise<Record<keyof typeof CACHE_SERIES, number | undefined>> {
+  const response = await on.testApp.app.inject({ method: 'GET', url: '/metrics' });
+  expect(response.statusCode).toBe(200);
+  const lines = response.body.split('\n');
+  const readSeries = (series: string) => {
+    const line = lines.find((candidate) => candidate.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  return {
+    processHits: readSeries(CACHE_SERIES.processHits),
+    redisHits: readSeries(CACHE_SERIES.redisHits),
+    misses: readSeries(CACHE_SERIES.misses),
+    coalesced: readSeries(CACHE_SERIES.coalesced),
+    disconnectedBypasses: readSeries(CACHE_SERIES.disconnectedBypasses),
+    invalidationsPublished: readSeries(CACHE_SERIES.invalidationsPublished),
+  };
+}
+
 describe('with the Redis cache', () => {
   const cached = useTestApp({
     modules: [telemedicineModule],
@@ -714,6 +744,24 @@ describe('with the Redis cache', () => {
     },
   );
 
+  it('exports the miss and the hit of a repeated search, and the invalidation it publishes, on /metrics', async () => {
+    const currency = uniqueCurrency();
+    const doctorId = await addDoctor({ currency, feeMinor: 5000 }, cached);
+    const before = await scrapeCacheSeries(cached);
+    expect(await feeSeen(cached, currency)).toBe(5000);
+    expect(await feeSeen(cached, currency)).toBe(5000);
+    const after = await scrapeCacheSeries(cached);
+    expect((after.misses ?? 0) - (before.misses ?? 0)).toBe(1);
+    expect((after.processHits ?? 0) - (before.processHits ?? 0)).toBe(1);
+
+    await emitAndDeliver(cached, INVALIDATING_EVENTS[0], doctorId);
+    await vi.waitFor(async () =>
+      expect((await scrapeCacheSeries(cached)).invalidationsPublished).toBeGreaterThan(
+        before.invalidationsPublished ?? 0,
+      ),
+    );
+  });
+
   it('caches each page of a paginated search under its own key', async () => {
     const currency = uniqueCurrency();
     for (const fee of [1000, 2000, 3000]) await addDoctor({ currency, feeMinor: fee }, cached);
@@ -746,6 +794,12 @@ describe('with the cache turned off (TTL 0)', () => {
     await setFee(uncached, doctorId, 6000);
     expect(await feeSeen(uncached, currency)).toBe(6000);
   });
+
+  it('exports no search cache series', async () => {
+    await feeSeen(uncached, uniqueCurrency());
+    const series = await scrapeCacheSeries(uncached);
+    expect(Object.values(series).every((value) => value === undefined)).toBe(true);
+  });
 });
 
 describe('with Redis unreachable', () => {
@@ -772,5 +826,18 @@ describe('with Redis unreachable', () => {
       .lines()
       .filter((line) => line.msg === 'search cache unavailable; searching the database');
     expect(outageLines).toHaveLength(1);
+  });
+
+  it('counts each search as a bypass of the disconnected cache on /metrics, never as a miss', async () => {
+    const currency = uniqueCurrency();
+    await addDoctor({ currency, feeMinor: 5000 }, unreachable);
+    const before = await scrapeCacheSeries(unreachable);
+    await feeSeen(unreachable, currency);
+    await feeSeen(unreachable, currency);
+    const after = await scrapeCacheSeries(unreachable);
+    expect((after.disconnectedBypasses ?? 0) - (before.disconnectedBypasses ?? 0)).toBe(2);
+    expect(after.misses).toBe(0);
+    expect(after.processHits).toBe(0);
+    expect(after.redisHits).toBe(0);
   });
 });

@@ -3,7 +3,7 @@ import type { Database } from '../db/index.ts';
 import type { KeelApp } from '../http/index.ts';
 import type { JobQueueDefinition, Jobs } from '../jobs/index.ts';
 import type { Notifier } from '../notifier/index.ts';
-import type { Logger } from '../observability/index.ts';
+import type { Logger, ServiceMetrics } from '../observability/index.ts';
 import type { Subscription } from '../outbox/index.ts';
 import type { ServiceRoles } from '../rbac/index.ts';
 
@@ -54,10 +54,15 @@ export type DemoAccounts = {
 /** What `seedDemoData` receives: the service context and, when the server runs the demo, its accounts. */
 export type DemoSeedContext = ServiceContext & { demoAccounts?: DemoAccounts };
 
-/** What `register` receives: the service context plus the platform's notifier and background work. */
+/**
+ * What `register` receives: the service context plus the platform's notifier,
+ * background work and the service's own metrics (named `keel_<service>_…`,
+ * served at `/metrics` with the platform's).
+ */
 export type ServiceMountContext = ServiceContext & {
   notifier: Notifier;
   background: BackgroundRegistry;
+  metrics: ServiceMetrics;
 };
 
 /**

@@ -8,4 +8,10 @@ export {
   Registry,
   registerGauge,
 } from './metrics.ts';
+export {
+  createServiceMetrics,
+  type ServiceMetricDefinition,
+  ServiceMetricNameError,
+  type ServiceMetrics,
+} from './service-metrics.ts';
 export { activeTraceId, getTracer, startTracing, type Tracing, type TracingSettings } from './tracing.ts';

@@ -200,6 +200,75 @@ describe('buildKeelApp readiness', () => {
   });
 });
 
+describe('buildKeelApp service metrics', () => {
+  /** A module that counts its pings on a counter of its own. */
+  function buildCountingModule(overrides: Partial<ServiceModule> = {}): ServiceModule {
+    return buildWidgetsModule({
+      register(app, context) {
+        const pings = context.metrics.counter({
+          name: 'pings_total',
+          help: 'Pings answered',
+          labelNames: ['kind'],
+        });
+        app.get('/ping', { config: { access: 'public' } }, async () => {
+          pings.inc({ kind: 'plain' });
+          return { ok: true };
+        });
+      },
+      ...overrides,
+    });
+  }
+
+  it('serves a metric a module registered on /metrics, prefixed with the service name', async () => {
+    const { app } = await buildApp({ modules: [buildCountingModule()] });
+    await app.inject({ method: 'GET', url: '/widgets/ping' });
+    await app.inject({ method: 'GET', url: '/widgets/ping' });
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('# TYPE keel_widgets_pings_total counter');
+    expect(response.body).toContain('keel_widgets_pings_total{kind="plain"} 2');
+  });
+
+  it('gives two modules the same short name under names of their own', async () => {
+    const gadgets = buildCountingModule({ name: 'gadgets', schema: 'gadgets', routePrefix: '/gadgets' });
+    const { app } = await buildApp({ modules: [buildCountingModule(), gadgets] });
+    await app.inject({ method: 'GET', url: '/gadgets/ping' });
+    const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(body).toContain('keel_gadgets_pings_total{kind="plain"} 1');
+    expect(body).not.toContain('keel_widgets_pings_total{');
+  });
+
+  it('fails to start, naming the module, when a module metric clashes with a platform one', async () => {
+    // A module named db asking for pool_total would shadow the pool gauge keel_db_pool_total.
+    const clashing = buildWidgetsModule({
+      name: 'db',
+      register(_app, context) {
+        context.metrics.counter({ name: 'pool_total', help: 'Not the pool' });
+      },
+    });
+    const building = buildKeelApp({
+      config,
+      security,
+      database: testDb.database,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ collectProcessMetrics: false }),
+      modules: [clashing],
+      background: unstartedBackground(),
+      clock: systemClock,
+      ids: { uuid: randomUUID },
+      areMigrationsApplied: () => true,
+      version: '0.0.0-test',
+    }).then((app) => {
+      openApps.push(app);
+      return app.ready();
+    });
+    await expect(building).rejects.toMatchObject({
+      name: 'ServiceMetricNameError',
+      message: expect.stringContaining('keel_db_pool_total'),
+    });
+  });
+});
+
 describe('migrationSourcesFor', () => {
   it('lists the platform migrations first, then one source per module', () => {
     const widgets = buildWidgetsModule();

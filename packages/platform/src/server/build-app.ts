@@ -6,7 +6,7 @@ import type { Database, MigrationSource } from '../db/index.ts';
 import { createHttpApp, type KeelApp, registerPlatformRoutes } from '../http/index.ts';
 import { installIdempotency } from '../idempotency/index.ts';
 import type { Clock, IdGenerator, ServiceModule, ServiceMountContext } from '../module/index.ts';
-import type { HttpMetrics, Logger } from '../observability/index.ts';
+import { createServiceMetrics, type HttpMetrics, type Logger } from '../observability/index.ts';
 import { installRateLimiting, rateLimitSettingsFrom } from '../ratelimit/index.ts';
 import type { Background } from './background.ts';
 import { registerOperationsRoutes } from './operations.routes.ts';
@@ -99,7 +99,7 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
   registerAdminRoutes(app, { identity: deps.security.identity, database });
   registerOperationsRoutes(app, { database, background: deps.background });
 
-  const context: ServiceMountContext = {
+  const context: Omit<ServiceMountContext, 'metrics'> = {
     config,
     database,
     logger,
@@ -114,7 +114,11 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
         scope.addHook('onRoute', (route) => {
           route.config = { ...route.config, service: module.name };
         });
-        await module.register(scope, { ...context, logger: logger.child({ service: module.name }) });
+        await module.register(scope, {
+          ...context,
+          logger: logger.child({ service: module.name }),
+          metrics: createServiceMetrics(metrics.registry, module.name),
+        });
       },
       { prefix: module.routePrefix },
     );

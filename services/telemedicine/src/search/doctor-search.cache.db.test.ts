@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAppError } from '@keel/platform/errors';
-import { createLogger } from '@keel/platform/observability';
+import { createLogger, createServiceMetrics, Registry } from '@keel/platform/observability';
 import {
   closeRedisClient,
   createRedisClient,
@@ -19,6 +19,7 @@ import {
   SEARCH_CACHE_PAGE_KEY_PREFIX,
   type SearchCacheStore,
 } from './doctor-search.cache.ts';
+import { createDoctorSearchCacheMetrics, type DoctorSearchCacheMetrics } from './doctor-search.metrics.ts';
 import type { DoctorSearchPage } from './doctor-search.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -103,13 +104,17 @@ function setUp(options: { ttlSeconds?: number; coalesceMs?: number } = {}) {
   const { stream, logs } = captureLogs();
   let nowMs = Date.parse('2030-01-01T00:00:00Z');
   const clock = { now: () => new Date(nowMs) };
-  function createCache(store: SearchCacheStore): DoctorSearchCache {
+  // The first cache's counters, on a registry of its own as a server's would be; other caches count nothing.
+  const registry = new Registry();
+  const metrics = createDoctorSearchCacheMetrics(createServiceMetrics(registry, 'telemedicine'));
+  function createCache(store: SearchCacheStore, cacheMetrics?: DoctorSearchCacheMetrics): DoctorSearchCache {
     return createDoctorSearchCache({
       store,
       ttlSeconds: options.ttlSeconds ?? 30,
       coalesceMs: options.coalesceMs ?? 1000,
       logger: createLogger({ level: 'info', destination: stream }),
       clock,
+      ...(cacheMetrics === undefined ? {} : { metrics: cacheMetrics }),
       keyPrefix: prefix,
     });
   }
@@ -121,8 +126,9 @@ function setUp(options: { ttlSeconds?: number; coalesceMs?: number } = {}) {
   };
   return {
     store,
-    cache: createCache(store),
+    cache: createCache(store, metrics),
     createCache,
+    counts: () => countsIn(registry),
     load,
     loads: () => loads,
     messages: () => logs.lines().map((line) => line.msg),
@@ -133,6 +139,36 @@ function setUp(options: { ttlSeconds?: number; coalesceMs?: number } = {}) {
     advance: (ms: number) => {
       nowMs += ms;
     },
+  };
+}
+
+/** Every cache counter's value by series (`hits{layer="redis"}`), without the `keel_telemedicine_search_cache_` prefix. */
+async function countsIn(registry: Registry): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const metric of await registry.getMetricsAsJSON()) {
+    const name = metric.name.replace(/^keel_telemedicine_search_cache_/, '').replace(/_total$/, '');
+    for (const { labels, value } of metric.values) {
+      const labelText = Object.entries(labels)
+        .map(([label, labelValue]) => `${label}="${labelValue}"`)
+        .join(',');
+      counts[labelText === '' ? name : `${name}{${labelText}}`] = value;
+    }
+  }
+  return counts;
+}
+
+/** The counts of a cache that has seen nothing, with `changes` applied. */
+function countsWith(changes: Record<string, number>): Record<string, number> {
+  return {
+    'hits{layer="process"}': 0,
+    'hits{layer="redis"}': 0,
+    misses: 0,
+    coalesced: 0,
+    'bypasses{reason="disconnected"}': 0,
+    'bypasses{reason="backing_off"}': 0,
+    'bypasses{reason="failed"}': 0,
+    invalidations_published: 0,
+    ...changes,
   };
 }
 
@@ -415,6 +451,100 @@ describe('createDoctorSearchCache', () => {
     await cache.getOrLoad('query', load);
     expect(loads()).toBe(2);
     expect(messages()).toHaveLength(1);
+  });
+});
+
+describe('createDoctorSearchCache metrics', () => {
+  it('counts nothing before the first search', async () => {
+    const { counts } = setUp();
+    expect(await counts()).toEqual(countsWith({}));
+  });
+
+  it('counts a miss, then a hit from process memory, then one from Redis once memory has aged out', async () => {
+    const { cache, load, counts, advance } = setUp();
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(countsWith({ misses: 1 }));
+
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(countsWith({ misses: 1, 'hits{layer="process"}': 1 }));
+
+    advance(1001);
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(
+      countsWith({ misses: 1, 'hits{layer="process"}': 1, 'hits{layer="redis"}': 1 }),
+    );
+  });
+
+  it('counts a page another process stored as a Redis hit', async () => {
+    const { cache, createCache, load, loads, counts } = setUp();
+    await createCache(new BreakableStore(otherRedis)).getOrLoad('query', load);
+    await cache.getOrLoad('query', load);
+    expect(loads()).toBe(1);
+    expect(await counts()).toEqual(countsWith({ 'hits{layer="redis"}': 1 }));
+  });
+
+  it('counts searches that waited for a concurrent load of their page as coalesced, not as misses', async () => {
+    const { cache, store, counts } = setUp();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const load = async (): Promise<DoctorSearchPage> => {
+      await gate;
+      return { items: [], nextCursor: null };
+    };
+    const searches = Array.from({ length: 5 }, () => cache.getOrLoad('query', load));
+    await vi.waitFor(() => expect(store.readsAnswered).toBe(6));
+    release();
+    await Promise.all(searches);
+    expect(await counts()).toEqual(countsWith({ misses: 1, coalesced: 4 }));
+  });
+
+  it('counts one published invalidation for any number of marks, and the miss after it', async () => {
+    const { cache, load, counts } = setUp();
+    await cache.getOrLoad('query', load);
+    await Promise.all([cache.invalidate(), cache.invalidate(), cache.invalidate()]);
+    expect(await counts()).toEqual(countsWith({ misses: 1 }));
+
+    expect(await cache.publishInvalidation()).toBe(true);
+    expect(await cache.publishInvalidation()).toBe(false);
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(countsWith({ misses: 2, invalidations_published: 1 }));
+  });
+
+  it('leaves a bump another process published to that process', async () => {
+    const { cache, createCache, counts } = setUp();
+    const other = createCache(new BreakableStore(otherRedis));
+    await cache.invalidate();
+    expect(await other.publishInvalidation()).toBe(true);
+    expect(await cache.publishInvalidation()).toBe(false);
+    expect(await counts()).toEqual(countsWith({}));
+  });
+
+  it('counts bypasses by reason when the store fails, backs off, then is disconnected', async () => {
+    const { cache, store, load, loads, counts, advance } = setUp();
+    store.isFailing = true;
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(countsWith({ 'bypasses{reason="failed"}': 1 }));
+
+    // Within the back-off the store is not asked, even though it would answer now.
+    store.isFailing = false;
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(
+      countsWith({ 'bypasses{reason="failed"}': 1, 'bypasses{reason="backing_off"}': 1 }),
+    );
+
+    advance(5000);
+    store.statusOverride = 'reconnecting';
+    await cache.getOrLoad('query', load);
+    expect(await counts()).toEqual(
+      countsWith({
+        'bypasses{reason="failed"}': 1,
+        'bypasses{reason="backing_off"}': 1,
+        'bypasses{reason="disconnected"}': 1,
+      }),
+    );
+    expect(loads()).toBe(3);
   });
 });
 

@@ -1,6 +1,11 @@
 import type { Clock } from '@keel/platform/module';
 import type { Logger } from '@keel/platform/observability';
 import { searchCacheUnavailable } from './doctor-search.errors.ts';
+import {
+  type DoctorSearchCacheMetrics,
+  NO_DOCTOR_SEARCH_CACHE_METRICS,
+  type SearchCacheBypassReason,
+} from './doctor-search.metrics.ts';
 import { type DoctorSearchPage, sha256 } from './doctor-search.ts';
 
 /**
@@ -93,10 +98,13 @@ export function createDoctorSearchCache(options: {
   coalesceMs: number;
   logger: Logger;
   clock: Clock;
+  /** Hits, misses, waits, bypasses and published invalidations; counts nothing when omitted. */
+  metrics?: DoctorSearchCacheMetrics;
   /** Prepended to every key; tests isolate themselves with it. */
   keyPrefix?: string;
 }): DoctorSearchCache {
   const { store, ttlSeconds, coalesceMs, logger, clock } = options;
+  const metrics = options.metrics ?? NO_DOCTOR_SEARCH_CACHE_METRICS;
   const keyPrefix = options.keyPrefix ?? '';
   const generationKey = `${keyPrefix}${SEARCH_CACHE_GENERATION_KEY}`;
   const dirtyKey = `${keyPrefix}${SEARCH_CACHE_DIRTY_KEY}`;
@@ -130,8 +138,11 @@ export function createDoctorSearchCache(options: {
     noteFailure({ message: `redis is ${store.status}` });
     return false;
   }
-  function isUsable(): boolean {
-    return isConnected() && clock.now().getTime() >= bypassUntilMs;
+  /** Why a search must skip the cache now, or undefined when it may use it. */
+  function bypassReason(): SearchCacheBypassReason | undefined {
+    if (!isConnected()) return 'disconnected';
+    if (clock.now().getTime() < bypassUntilMs) return 'backing_off';
+    return undefined;
   }
 
   function remember(key: string, page: DoctorSearchPage): void {
@@ -168,7 +179,11 @@ export function createDoctorSearchCache(options: {
 
   async function loadAndStore(key: string, load: () => Promise<DoctorSearchPage>): Promise<DoctorSearchPage> {
     const pending = loading.get(key);
-    if (pending !== undefined) return pending;
+    if (pending !== undefined) {
+      metrics.record({ kind: 'coalesced' });
+      return pending;
+    }
+    metrics.record({ kind: 'miss' });
     const page = load();
     loading.set(key, page);
     // The entry stays until the page is stored, so a miss that arrives while
@@ -196,7 +211,10 @@ export function createDoctorSearchCache(options: {
       noteSuccess();
       const isBumped = typeof generation === 'number' && generation > 0;
       // This process stops serving the old generation at once; others within GENERATION_MAX_AGE_MS.
-      if (isBumped) knownGeneration = { value: String(generation), readAtMs: clock.now().getTime() };
+      if (isBumped) {
+        knownGeneration = { value: String(generation), readAtMs: clock.now().getTime() };
+        metrics.record({ kind: 'invalidation_published' });
+      }
       return isBumped;
     } catch (error) {
       // The flag is still set (the script either ran whole or not at all), so the next tick retries.
@@ -207,7 +225,11 @@ export function createDoctorSearchCache(options: {
 
   return {
     async getOrLoad(fingerprint, load) {
-      if (!isUsable()) return load();
+      const reason = bypassReason();
+      if (reason !== undefined) {
+        metrics.record({ kind: 'bypassed', reason });
+        return load();
+      }
       let key: string;
       try {
         // The generation is read before the database: a page computed from
@@ -218,6 +240,7 @@ export function createDoctorSearchCache(options: {
         const recalled = recall(key);
         if (recalled !== undefined) {
           noteSuccess();
+          metrics.record({ kind: 'hit', layer: 'process' });
           return recalled;
         }
         const cached = await store.get(key);
@@ -225,10 +248,12 @@ export function createDoctorSearchCache(options: {
         const page = cached === null ? undefined : parsePage(cached);
         if (page !== undefined) {
           remember(key, page);
+          metrics.record({ kind: 'hit', layer: 'redis' });
           return page;
         }
       } catch (error) {
         noteFailure(error);
+        metrics.record({ kind: 'bypassed', reason: 'failed' });
         return load();
       }
       return loadAndStore(key, load);

@@ -6,6 +6,7 @@ import {
   type DoctorSearchCache,
   NO_DOCTOR_SEARCH_CACHE,
 } from './doctor-search.cache.ts';
+import { createDoctorSearchCacheMetrics } from './doctor-search.metrics.ts';
 import { registerDoctorSearchRoutes } from './doctor-search.routes.ts';
 import { createDoctorSearchService } from './doctor-search.service.ts';
 import { createDoctorListingChangedSubscription } from './on-doctor-listing-changed.handler.ts';
@@ -39,6 +40,8 @@ function searchCacheOf(app: KeelApp, deps: TelemedicineDependencies): DoctorSear
     coalesceMs: deps.settings.searchCacheCoalesceMs,
     logger,
     clock: deps.clock,
+    // Only with a cache: a process without one exports no cache series rather than zeros that look like a cold cache.
+    metrics: createDoctorSearchCacheMetrics(deps.metrics),
   });
   app.addHook('onReady', async () => {
     // Not fatal: the client logs the failed connection, and searches skip the cache until it is up.
