@@ -3,6 +3,7 @@ import type { Clock } from '@keel/platform/module';
 import { buildTestApp, type TestApp, useTestApp } from '@keel/platform/testing';
 import type { InjectOptions } from 'fastify';
 import type { Response } from 'light-my-request';
+import { extractText, getDocumentProxy } from 'unpdf';
 import { describe, expect, it } from 'vitest';
 import { telemedicineModule } from '../src/index.ts';
 import { canonicalJson, digestOf } from '../src/prescriptions/prescription.ts';
@@ -492,8 +493,14 @@ describe('reading prescriptions', () => {
   });
 
   it('prints the prescription as a PDF for its participants, auditing the read', async () => {
-    const consultation = await consultationInProgress({ patientName: 'Grace Hopper' });
-    const prescription = await issued(consultation);
+    const consultation = await consultationInProgress({ patientName: 'Ирина Петрова' });
+    const issuedResponse = await issue(consultation.doctor.authorization, consultation.id, {
+      ...CONTENT,
+      diagnosis: 'Φαρυγγίτιδα (Łódź)',
+      items: [{ ...CONTENT.items[0], medicine: 'Амоксициллин' }],
+    });
+    expect(issuedResponse.statusCode, issuedResponse.body).toBe(201);
+    const prescription = issuedResponse.json<PrescriptionBody>();
     const response = await getPdf(consultation.patient.authorization, prescription.id);
 
     expect(response.statusCode, response.body).toBe(200);
@@ -502,6 +509,13 @@ describe('reading prescriptions', () => {
       `attachment; filename="prescription-${prescription.id}.pdf"`,
     );
     expect(response.rawPayload.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    // The decrypted name and the non-Latin content read back from the PDF as written.
+    const { text } = await extractText(await getDocumentProxy(new Uint8Array(response.rawPayload)), {
+      mergePages: true,
+    });
+    for (const expected of ['Patient: Ирина Петрова', 'Φαρυγγίτιδα (Łódź)', 'Амоксициллин']) {
+      expect(text).toContain(expected);
+    }
     const reads = (await clinicalAuditRows(database(), consultation.patient.account.id)).filter(
       (row) => row.action === 'telemedicine.prescription_viewed',
     );

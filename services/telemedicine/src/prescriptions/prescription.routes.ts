@@ -15,6 +15,7 @@ import {
 } from './prescription.schemas.ts';
 import type { PrescriptionService, VerificationResult } from './prescription.service.ts';
 import type { Prescription } from './prescription.ts';
+import type { PrescriptionFonts } from './prescription-fonts.ts';
 import { renderPrescriptionPdf } from './prescription-pdf.ts';
 
 const TAGS = ['telemedicine'];
@@ -78,7 +79,11 @@ function sendIssued(reply: FastifyReply, prescription: Parameters<typeof toPresc
     .send(toPrescriptionResponse(prescription));
 }
 
-export function registerPrescriptionRoutes(app: KeelApp, prescriptions: PrescriptionService): void {
+export function registerPrescriptionRoutes(
+  app: KeelApp,
+  prescriptions: PrescriptionService,
+  pdfFonts: PrescriptionFonts,
+): void {
   app.post(
     '/consultations/:consultationId/prescriptions',
     {
@@ -268,7 +273,7 @@ export function registerPrescriptionRoutes(app: KeelApp, prescriptions: Prescrip
         request.params.prescriptionId,
         originOf(request),
       );
-      const pdf = await renderPrescriptionPdf(printable);
+      const pdf = await renderPrescriptionPdf(printable, pdfFonts);
       return reply
         .type('application/pdf')
         .headers({

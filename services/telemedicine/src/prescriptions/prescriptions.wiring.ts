@@ -2,13 +2,15 @@ import type { KeelApp } from '@keel/platform/http';
 import type { TelemedicineDependencies } from '../composition-root.ts';
 import { registerPrescriptionRoutes } from './prescription.routes.ts';
 import { createPrescriptionService } from './prescription.service.ts';
+import { loadPrescriptionFonts } from './prescription-fonts.ts';
 import { loadPrescriptionSigningKey, loadRetiredVerificationKeys } from './prescription-signing-key.ts';
 
 /**
  * Builds the prescriptions feature and registers its routes. Loading the
  * keys here makes a production start without
  * TELEMEDICINE_PRESCRIPTION_SIGNING_KEY, or with a malformed retired key,
- * fail at once, not at the first prescription or verification.
+ * fail at once, not at the first prescription or verification; likewise
+ * the PDF fonts are read and parsed here, once per process, not per print.
  */
 export function wirePrescriptions(app: KeelApp, deps: TelemedicineDependencies): void {
   const { config } = deps;
@@ -35,5 +37,5 @@ export function wirePrescriptions(app: KeelApp, deps: TelemedicineDependencies):
     signingKey,
     retiredKeys,
   });
-  registerPrescriptionRoutes(app, prescriptions);
+  registerPrescriptionRoutes(app, prescriptions, loadPrescriptionFonts());
 }
