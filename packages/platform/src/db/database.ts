@@ -11,6 +11,7 @@ import {
   isBrokenCircuit,
   type Resilience,
 } from '../resilience/index.ts';
+import { type CommitSignals, createCommitSignals } from './commit-signals.ts';
 import {
   isDatabaseOutage,
   isTransientDatabaseError,
@@ -46,6 +47,8 @@ export type Db<Schema> = {
 
 export type Database = {
   pool: pg.Pool;
+  /** Wake-ups sent once a transaction commits (see `signalAfterCommit`). */
+  signals: CommitSignals;
   typed<Schema>(): Db<Schema>;
   breakerState(): BreakerState;
   /** A cheap round trip that bypasses retries; readiness uses it. */
@@ -67,6 +70,25 @@ export type Database = {
  */
 // biome-ignore lint/suspicious/noExplicitAny: the service's table map is unknown to the platform.
 export type AnyTransaction = Transaction<any>;
+
+// The channels to signal once each transaction opened by `Db.transaction`
+// commits. Keyed by the transaction object, so an attempt that is rolled back
+// (or retried as a new transaction) never signals.
+const signalsAtCommit = new WeakMap<object, Set<string>>();
+
+/**
+ * Asks for `channel` to be signalled (see `CommitSignals`) once `trx`
+ * commits, at most once per transaction: the way to wake other work about
+ * rows this transaction writes without a `NOTIFY` inside it. Returns false
+ * when `trx` was not opened by `Db.transaction` (a test's own Kysely
+ * transaction): the caller must then notify inside the transaction itself.
+ */
+export function signalAfterCommit(trx: AnyTransaction, channel: string): boolean {
+  const channels = signalsAtCommit.get(trx);
+  if (channels === undefined) return false;
+  channels.add(channel);
+  return true;
+}
 
 /**
  * Views a service's transaction as one over platform tables. Sound because
@@ -148,6 +170,8 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
     }),
   });
 
+  const signals = createCommitSignals({ pool, logger: logger.child({ component: 'commit-signals' }) });
+
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
     try {
       return await resilience.execute(work);
@@ -158,11 +182,23 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
 
   return {
     pool,
+    signals,
     typed<Schema>(): Db<Schema> {
       const typedKysely = kysely as unknown as Kysely<Schema>;
       return {
         run: (work) => guarded(() => work(typedKysely)),
-        transaction: (work) => guarded(() => typedKysely.transaction().execute(work)),
+        transaction: (work) =>
+          guarded(async () => {
+            const channels = new Set<string>();
+            const result = await typedKysely.transaction().execute((trx) => {
+              // A retried attempt starts over: only the committed one's signals count.
+              channels.clear();
+              signalsAtCommit.set(trx, channels);
+              return work(trx);
+            });
+            for (const channel of channels) signals.send(channel);
+            return result;
+          }),
       };
     },
     breakerState: () => resilience.state(),
@@ -211,6 +247,7 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
       return false;
     },
     async close() {
+      await signals.close();
       await kysely.destroy();
     },
   };

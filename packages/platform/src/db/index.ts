@@ -7,6 +7,7 @@ export {
   sql,
   type Transaction,
 } from 'kysely';
+export { type CommitSignals, createCommitSignals } from './commit-signals.ts';
 export {
   type AnyTransaction,
   asPlatformTables,
@@ -14,6 +15,7 @@ export {
   type Database,
   type DatabaseSettings,
   type Db,
+  signalAfterCommit,
 } from './database.ts';
 export { type EmbeddedDatabase, startEmbeddedPostgres } from './embedded-postgres.ts';
 export { areMigrationsApplied, MigrationError, type MigrationSource, runMigrations } from './migrations.ts';

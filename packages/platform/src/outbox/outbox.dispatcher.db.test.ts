@@ -677,24 +677,47 @@ describe('createEventBus maxConcurrentBatches', () => {
 });
 
 describe('createEventBus in the background', () => {
-  it('wakes on NOTIFY and delivers a committed event without waiting for the poll interval', async () => {
+  it('wakes in memory when a commit of its own process wrote events, without waiting for the poll interval', async () => {
     const names = uniqueNames();
     const subscription = recordingSubscription({
       name: names.subscriber('live'),
       eventTypes: [names.type('happened')],
     });
-    // The poll would only come after the test's timeout: only the notification can deliver in time.
-    const bus = openBus({ subscriptions: [subscription], pollIntervalMs: 600_000, isListening: true });
+    // The poll would only come after the test's timeout, and nothing listens:
+    // only the in-process commit signal can deliver in time.
+    const bus = openBus({ subscriptions: [subscription], pollIntervalMs: 600_000, isListening: false });
     await bus.start();
 
     const [event] = await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })]);
 
     await vi.waitFor(
       () => expect(subscription.received.map((received) => received.id)).toEqual([event?.id]),
-      {
-        timeout: 10_000,
-        interval: 20,
-      },
+      { timeout: 10_000, interval: 20 },
+    );
+  });
+
+  it("wakes on another process's NOTIFY and delivers its committed event without waiting for the poll interval", async () => {
+    const names = uniqueNames();
+    const subscription = recordingSubscription({
+      name: names.subscriber('remote'),
+      eventTypes: [names.type('happened')],
+    });
+    // Another process: its own pool and commit signals, so only the NOTIFY reaches it.
+    const otherProcess = createDatabase({ ...TEST_DATABASE_SETTINGS, url: testDb.url }, silentLogger);
+    cleanups.push(() => otherProcess.close());
+    const bus = openBus({
+      database: otherProcess,
+      subscriptions: [subscription],
+      pollIntervalMs: 600_000,
+      isListening: true,
+    });
+    await bus.start();
+
+    const [event] = await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })]);
+
+    await vi.waitFor(
+      () => expect(subscription.received.map((received) => received.id)).toEqual([event?.id]),
+      { timeout: 10_000, interval: 20 },
     );
   });
 

@@ -100,9 +100,10 @@ class HandlerFailedInBatch extends Error {
  * behind a savepoint: the failing one's work is rolled back to it and, still
  * under the lock, the attempt is counted and the next one scheduled with
  * exponential backoff, or the delivery is
- * dead-lettered (permanent error, or `maxAttempts` reached). Emitters NOTIFY
- * at commit, which wakes an idle dispatcher at once; polling every
- * `pollIntervalMs` is the fallback.
+ * dead-lettered (permanent error, or `maxAttempts` reached). An emitter's
+ * commit signals `keel_events` (see `CommitSignals`): a dispatcher of the same
+ * process is woken in memory at once, one of another process by the NOTIFY
+ * that follows; polling every `pollIntervalMs` is the fallback.
  *
  * @example
  * const bus = createEventBus({
@@ -373,18 +374,24 @@ export function createEventBus(options: EventBusOptions): EventBus {
   let running: Promise<void> | undefined;
   let starting: Promise<void> | undefined;
   let listener: NotificationListener | undefined;
+  let stopSignals: (() => void) | undefined;
   return {
     register,
     start() {
       starting ??= (async () => {
         isStopping = false;
         await register();
+        stopSignals = database.signals.subscribe(EVENTS_CHANNEL, wake);
         if (options.isListening ?? true) {
           listener = await listenForNotifications({
             connection: database.pool.options,
             channel: EVENTS_CHANNEL,
             logger,
-            onNotification: wake,
+            // This process's own commits woke it in memory already.
+            onNotification: (origin) => {
+              if (origin !== database.signals.origin) wake();
+            },
+            onConnected: wake,
           });
         }
         running = runLoop();
@@ -397,6 +404,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
     async stop() {
       await starting?.catch(() => undefined);
       isStopping = true;
+      stopSignals?.();
+      stopSignals = undefined;
       wake();
       await running;
       running = undefined;

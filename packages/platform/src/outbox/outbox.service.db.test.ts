@@ -18,6 +18,7 @@ import {
 } from './outbox.factories.ts';
 import { EVENTS_CHANNEL } from './outbox.repository.ts';
 import {
+  emitEvent,
   handleEventOnce,
   listDeadLetters,
   prepareEvent,
@@ -157,30 +158,62 @@ describe('emitEvent', () => {
     await expect(updating).rejects.toMatchObject({ code: OUTBOX_APPEND_ONLY_SQLSTATE });
   });
 
-  it('notifies listeners at commit when the event has subscribers, unless told not to', async () => {
+  it('signals after the commit, not inside the transaction, unless told not to', async () => {
     const names = uniqueNames();
     const bus = openBus([noopSubscription(names.subscriber('listener'), [names.type('happened')])]);
     await bus.register();
-    const listener = new pg.Client({ connectionString: testDb.url });
-    await listener.connect();
-    cleanups.push(() => listener.end());
-    const notifications: string[] = [];
-    listener.on('notification', (message) => notifications.push(message.channel));
-    await listener.query(`listen ${EVENTS_CHANNEL}`);
+    const listener = await listenOnEventsChannel();
+    let localSignals = 0;
+    const unsubscribe = testDb.database.signals.subscribe(EVENTS_CHANNEL, () => {
+      localSignals += 1;
+    });
+    cleanups.push(async () => unsubscribe());
 
     await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })], {
       isNotifying: false,
     });
-    await emitCommitted(testDb.database, [buildEventInput({ type: names.type('nobody_listens') })]);
-    await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })]);
+    expect(localSignals).toBe(0);
+    await emitCommitted(testDb.database, [
+      buildEventInput({ type: names.type('happened') }),
+      buildEventInput({ type: names.type('happened') }),
+    ]);
+    expect(localSignals).toBe(1);
 
-    // Notifications arrive in commit order: once the last one is here, the
-    // earlier two would have arrived before it.
-    await vi.waitFor(() => expect(notifications).toHaveLength(1), { timeout: 10_000, interval: 10 });
-    await listener.query('select 1');
-    expect(notifications).toEqual([EVENTS_CHANNEL]);
+    // The payload is this process's origin: the commit signal sent it, after
+    // the commit (a NOTIFY inside the transaction would carry none).
+    await vi.waitFor(() => expect(listener.payloads).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    await listener.client.query('select 1');
+    expect(listener.payloads).toEqual([testDb.database.signals.origin]);
+  });
+
+  it('notifies inside a transaction it cannot signal after (one not opened by Db.transaction)', async () => {
+    const names = uniqueNames();
+    const bus = openBus([noopSubscription(names.subscriber('listener'), [names.type('happened')])]);
+    await bus.register();
+    const listener = await listenOnEventsChannel();
+
+    await testDb.database
+      .typed<unknown>()
+      .run((db) =>
+        db.transaction().execute((trx) => emitEvent(trx, buildEventInput({ type: names.type('happened') }))),
+      );
+
+    await vi.waitFor(() => expect(listener.payloads).toEqual(['']), { timeout: 10_000, interval: 10 });
   });
 });
+
+/** Another process's view: a connection listening on the events channel, with the payloads it received. */
+async function listenOnEventsChannel(): Promise<{ client: pg.Client; payloads: string[] }> {
+  const client = new pg.Client({ connectionString: testDb.url });
+  await client.connect();
+  cleanups.push(() => client.end());
+  const payloads: string[] = [];
+  client.on('notification', (message) => {
+    if (message.channel === EVENTS_CHANNEL) payloads.push(message.payload ?? '');
+  });
+  await client.query(`listen ${EVENTS_CHANNEL}`);
+  return { client, payloads };
+}
 
 describe('prepareEvent', () => {
   async function countRows(eventId: string): Promise<{ events: number; deliveries: number }> {
@@ -201,13 +234,14 @@ describe('prepareEvent', () => {
     ]);
     await bus.register();
     const db = testDb.database.typed<unknown>();
-    const written = prepareEvent(buildEventInput({ type: names.type('happened') }));
-    const skipped = prepareEvent(buildEventInput({ type: names.type('happened') }));
-    await db.transaction(async (trx) => {
+    const { written, skipped } = await db.transaction(async (trx) => {
+      const written = prepareEvent(trx, buildEventInput({ type: names.type('happened') }));
+      const skipped = prepareEvent(trx, buildEventInput({ type: names.type('happened') }));
       await sql`with chosen as (select 1 where ${true}), ${written.insertWhen(sql`select 1 from chosen`)}
         select 1`.execute(trx);
       await sql`with chosen as (select 1 where ${false}), ${skipped.insertWhen(sql`select 1 from chosen`)}
         select 1`.execute(trx);
+      return { written, skipped };
     });
     expect(await countRows(written.envelope.id)).toEqual({ events: 1, deliveries: 2 });
     expect(await countRows(skipped.envelope.id)).toEqual({ events: 0, deliveries: 0 });
@@ -224,10 +258,11 @@ describe('prepareEvent', () => {
     ]);
   });
 
-  it('checks the envelope as emitEvent does, before any statement runs', () => {
-    expect(() => prepareEvent(buildEventInput({ type: 'NotAnEventType' }))).toThrow(
-      expect.objectContaining({ code: 'events.invalid_event' }),
-    );
+  it('checks the envelope as emitEvent does, before any statement runs', async () => {
+    const db = testDb.database.typed<unknown>();
+    await expect(
+      db.transaction(async (trx) => prepareEvent(trx, buildEventInput({ type: 'NotAnEventType' }))),
+    ).rejects.toMatchObject({ code: 'events.invalid_event' });
   });
 });
 

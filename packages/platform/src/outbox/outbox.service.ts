@@ -2,12 +2,13 @@ import type { EventEnvelope } from '@keel/contracts';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RawBuilder } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { type AnyTransaction, asPlatformTables, type Database } from '../db/database.ts';
+import { type AnyTransaction, asPlatformTables, type Database, signalAfterCommit } from '../db/database.ts';
 import { getTracer } from '../observability/tracing.ts';
 import { deadLetterNotFound, invalidEvent, invalidLimit } from './outbox.errors.ts';
 import {
   deleteEventsBefore,
   deleteSubscriber,
+  EVENTS_CHANNEL,
   eventInsertCtes,
   findDeadLetters,
   insertEvent,
@@ -48,8 +49,19 @@ export async function emitEvent<EventType extends string, Payload>(
   options: EmitOptions = {},
 ): Promise<EventEnvelope<EventType, Payload>> {
   const envelope = buildEnvelope(event, options);
-  await insertEvent(asPlatformTables<OutboxTables>(trx), envelope, options.isNotifying ?? true);
+  await insertEvent(asPlatformTables<OutboxTables>(trx), envelope, isNotifyingInside(trx, options));
   return envelope;
+}
+
+/**
+ * Whether the event's SQL must `NOTIFY` inside the transaction: only when
+ * asked to notify and the transaction cannot signal after its commit (it was
+ * not opened by `Db.transaction`). A notify inside the transaction would
+ * serialise its commit with every other notifying commit (see `CommitSignals`).
+ */
+function isNotifyingInside(trx: AnyTransaction, options: EmitOptions): boolean {
+  if (options.isNotifying === false) return false;
+  return !signalAfterCommit(trx, EVENTS_CHANNEL);
 }
 
 /** An event ready to be written by the caller's own statement (see `prepareEvent`). */
@@ -67,21 +79,22 @@ export type PreparedEvent<EventType extends string = string, Payload = unknown> 
  * `emitEvent` for a write that is already one statement: the same envelope
  * (id, time, version, trace context, contract check), but the outbox insert
  * and fan-out join the caller's statement instead of costing a round trip of
- * their own. The statement must run in the transaction it belongs to (or be
- * the whole transaction); the event is delivered if and only if it commits.
+ * their own. The statement must run in `trx`; the event is delivered if and
+ * only if it commits.
  *
  * @example
- * const placed = prepareEvent({ type: OrderPlacedV1.type, ... }, { definition: OrderPlacedV1 });
+ * const placed = prepareEvent(trx, { type: OrderPlacedV1.type, ... }, { definition: OrderPlacedV1 });
  * await sql`with placed_order as (insert into orders.orders ... returning id),
  *   ${placed.insertWhen(sql`select 1 from placed_order`)}
  *   select ...`.execute(trx);
  */
 export function prepareEvent<EventType extends string, Payload>(
+  trx: AnyTransaction,
   event: EventInput<EventType, Payload>,
   options: EmitOptions = {},
 ): PreparedEvent<EventType, Payload> {
   const envelope = buildEnvelope(event, options);
-  const isNotifying = options.isNotifying ?? true;
+  const isNotifying = isNotifyingInside(trx, options);
   return {
     envelope,
     insertWhen: (condition) => eventInsertCtes(envelope, isNotifying, condition),

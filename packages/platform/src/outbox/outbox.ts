@@ -24,10 +24,9 @@ export type EmitOptions = {
   /** Defaults to UUIDv7. */
   generateId?: () => string;
   /**
-   * Wakes listening dispatchers at commit (default true). NOTIFY serialises
-   * the commits of notifying transactions on a database-wide lock; a producer
-   * emitting thousands of events per second can turn it off and rely on the
-   * dispatchers' polling.
+   * Wakes dispatchers once the transaction commits (default true): in memory
+   * in this process, by a NOTIFY sent after the commit in others (see
+   * `CommitSignals`). False leaves the event to the dispatchers' polling.
    */
   isNotifying?: boolean;
 };

@@ -177,31 +177,27 @@ export function createOrderService(deps: OrderServiceDependencies) {
       const { idempotency } = options;
       const completion = idempotency?.claim.completionSql(idempotency.respond(order));
 
-      // Written by the placement statement itself, only if the order is.
-      const placed = prepareEvent(
-        {
-          type: OrderPlacedV1.type,
-          aggregateType: 'order',
-          aggregateId: order.id,
-          occurredAt: order.placedAt,
-          payload: {
-            orderId: order.id,
-            outletId: order.outletId,
-            customerId: order.customerId,
-            version: order.version,
-            currency: order.currency,
-            totalMinor: order.totalMinor,
-            lines: order.lines.map((line) => ({
-              menuItemId: line.menuItemId,
-              name: line.name,
-              quantity: line.quantity,
-              unitPriceMinor: line.unitPriceMinor,
-            })),
-            placedAt: order.placedAt.toISOString(),
-          },
+      const placedEvent = {
+        type: OrderPlacedV1.type,
+        aggregateType: 'order',
+        aggregateId: order.id,
+        occurredAt: order.placedAt,
+        payload: {
+          orderId: order.id,
+          outletId: order.outletId,
+          customerId: order.customerId,
+          version: order.version,
+          currency: order.currency,
+          totalMinor: order.totalMinor,
+          lines: order.lines.map((line) => ({
+            menuItemId: line.menuItemId,
+            name: line.name,
+            quantity: line.quantity,
+            unitPriceMinor: line.unitPriceMinor,
+          })),
+          placedAt: order.placedAt.toISOString(),
         },
-        { definition: OrderPlacedV1 },
-      );
+      };
 
       try {
         await db.transaction(async (trx) => {
@@ -209,7 +205,8 @@ export function createOrderService(deps: OrderServiceDependencies) {
             order,
             needs,
             claim: completion,
-            event: placed,
+            // Written by the placement statement itself, only if the order is.
+            event: prepareEvent(trx, placedEvent, { definition: OrderPlacedV1 }),
           });
           if (!outcome.isClaimHeld) throw new LostRace();
           if (!outcome.isPlaced) throw outOfStock(describeShortage(outcome, input.lines, menu));
