@@ -16,6 +16,7 @@ import type { InjectOptions } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TELEMEDICINE_PERMISSIONS } from '../src/access/telemedicine-permissions.ts';
 import { telemedicineModule } from '../src/index.ts';
+import { buildPrescriptionItem } from '../src/prescriptions/prescription.factories.ts';
 import {
   createSlotTimes,
   insertConsultationAt,
@@ -125,16 +126,7 @@ const encryption = () => harness.testApp.security.fieldCrypto.encryption;
 const PRESCRIPTION = {
   diagnosis: 'Acute pharyngitis',
   advice: 'Rest and fluids.',
-  items: [
-    {
-      medicine: 'Amoxicillin',
-      strength: '500 mg',
-      dosage: '1 capsule',
-      frequency: 'three times a day',
-      duration: '7 days',
-      instructions: 'after meals',
-    },
-  ],
+  items: [buildPrescriptionItem()],
 };
 
 const EMPTY_SCHEDULE = { time_zone: 'Europe/Berlin', slot_minutes: 30, rules: [] };

@@ -6,6 +6,7 @@ import type { Response } from 'light-my-request';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { describe, expect, it } from 'vitest';
 import { telemedicineModule } from '../src/index.ts';
+import { buildPrescriptionItem } from '../src/prescriptions/prescription.factories.ts';
 import { canonicalJson, digestOf } from '../src/prescriptions/prescription.ts';
 import { clinicalAuditRows, setUpConsultation, type TestConsultation } from './clinical.fixtures.ts';
 import { signInDoctor, signInPatient, signInSupport, signInTelemedicineAdmin } from './fixtures.ts';
@@ -42,14 +43,7 @@ const CONTENT = {
   diagnosis: 'Acute pharyngitis',
   advice: 'Rest, fluids.\nCome back if the fever persists.',
   items: [
-    {
-      medicine: 'Amoxicillin',
-      strength: '500 mg',
-      dosage: '1 capsule',
-      frequency: 'three times a day',
-      duration: '7 days',
-      instructions: 'after meals',
-    },
+    buildPrescriptionItem(),
     {
       medicine: 'Paracetamol',
       strength: '1 g',

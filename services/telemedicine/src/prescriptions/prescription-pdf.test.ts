@@ -1,23 +1,12 @@
 import { extractText, getDocumentProxy, getMeta } from 'unpdf';
 import { describe, expect, it } from 'vitest';
+import { buildPrescriptionItem } from './prescription.factories.ts';
 import type { PrintablePrescription } from './prescription.service.ts';
 import type { PrescriptionItem } from './prescription.ts';
 import { loadPrescriptionFonts } from './prescription-fonts.ts';
 import { renderPrescriptionPdf } from './prescription-pdf.ts';
 
 const fonts = loadPrescriptionFonts();
-
-function buildItem(overrides: Partial<PrescriptionItem> = {}): PrescriptionItem {
-  return {
-    medicine: 'Amoxicillin',
-    strength: '500 mg',
-    dosage: '1 capsule',
-    frequency: 'three times a day',
-    duration: '7 days',
-    instructions: 'after meals',
-    ...overrides,
-  };
-}
 
 function buildPrintablePrescription(
   overrides: {
@@ -60,7 +49,7 @@ function buildPrintablePrescription(
         },
         diagnosis: overrides.diagnosis ?? 'Acute pharyngitis',
         advice: overrides.advice ?? 'Rest, fluids.',
-        items: overrides.items ?? [buildItem()],
+        items: overrides.items ?? [buildPrescriptionItem()],
       },
     },
   };
@@ -89,7 +78,7 @@ describe('renderPrescriptionPdf', () => {
       patientName: 'Ζωή Nguyễn',
       diagnosis: 'Zapalenie gardła (Łódź)\r\n\tostre',
       advice: 'Nghỉ ngơi, uống nhiều nước. आराम',
-      items: [buildItem({ medicine: 'Амоксициллин', instructions: 'μετά το φαγητό' })],
+      items: [buildPrescriptionItem({ medicine: 'Амоксициллин', instructions: 'μετά το φαγητό' })],
     });
     const pdf = await renderPrescriptionPdf(printable, fonts);
 
@@ -126,7 +115,7 @@ describe('renderPrescriptionPdf', () => {
       buildPrintablePrescription({
         patientName: 'ნინო 王小明 Zoë',
         diagnosis: 'Pharyngitis 👩🏽‍⚕️',
-        items: [buildItem({ medicine: 'باراسيتامول Paracetamol' })],
+        items: [buildPrescriptionItem({ medicine: 'باراسيتامول Paracetamol' })],
       }),
       fonts,
     );
