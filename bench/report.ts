@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadResult } from './load.ts';
+import type { PostgresObservation } from './postgres-observer.ts';
 import type { MemoryReading } from './server-process.ts';
 
 export type RunEnvironment = {
@@ -31,6 +32,8 @@ export type Measurement = LoadResult & {
   /** The load generator (this process) runs on the same cores: when it nears 100% it is the limit. */
   loaderCpuPercent: number;
   memory: MemoryReading | undefined;
+  /** What PostgreSQL waited on and spent during the run (external database, Keel's runs only). */
+  postgres?: PostgresObservation;
 };
 
 export type ScenarioRow = Measurement & {

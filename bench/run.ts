@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchCredentials, loadBenchAdmin } from './credentials.ts';
 import { measureLoad, warmUp } from './load.ts';
+import { observePostgres, type PostgresObservation } from './postgres-observer.ts';
 import { formatSummary, summariseProfile } from './profile-summary.ts';
 import {
   appendResultRows,
@@ -212,6 +213,10 @@ async function measure(
     ...(overallRate === undefined ? {} : { overallRate }),
   };
   await warmUp({ ...load, durationSeconds: options.warmupSeconds });
+  // Keel's runs only: bare Fastify has no database.
+  const databaseUrl = process.env.DATABASE_URL;
+  const postgres =
+    requests === undefined || databaseUrl === undefined ? undefined : await observePostgres(databaseUrl);
   const before = await server.readCpu();
   const loaderBefore = process.cpuUsage();
   const startedAt = performance.now();
@@ -219,6 +224,7 @@ async function measure(
   const elapsedMs = performance.now() - startedAt;
   const loaderUsage = process.cpuUsage(loaderBefore);
   const after = await server.readCpu();
+  const postgresObservation = await postgres?.stop(result.totalResponses);
   const serverCpuMs = before && after ? after.cpuMs - before.cpuMs : undefined;
   return {
     ...result,
@@ -229,6 +235,7 @@ async function measure(
         : (serverCpuMs * 1000) / result.totalResponses,
     loaderCpuPercent: ((loaderUsage.user + loaderUsage.system) / 1000 / elapsedMs) * 100,
     memory: await server.readMemory(),
+    ...(postgresObservation === undefined ? {} : { postgres: postgresObservation }),
   };
 }
 
@@ -241,6 +248,18 @@ async function newProfiles(pid: number): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+function describePostgres(observation: PostgresObservation): string {
+  const cpu = observation.cpuMicrosPerResponse;
+  const lines = [
+    `    postgres: ${cpu === undefined ? 'CPU not readable' : `${cpu.toFixed(0)} µs CPU per response`}; ` +
+      `sessions over ${observation.samples} samples, most frequent:`,
+    ...observation.topWaits
+      .slice(0, 5)
+      .map((entry) => `      ${String(entry.samples).padStart(5)}  ${entry.wait}  ${entry.statement}`),
+  ];
+  return lines.join('\n');
 }
 
 function truncate(text: string, length: number): string {
@@ -336,6 +355,7 @@ async function main(): Promise<void> {
           `  ${scenario.name} @${connections}: ${measurement.requestsPerSecond.toFixed(0)} req/s, ` +
             `p99 ${measurement.latencyMs.p99.toFixed(1)} ms, non-2xx ${measurement.non2xx}, errors ${measurement.errors}`,
         );
+        if (measurement.postgres) progress(describePostgres(measurement.postgres));
       }
       loadEndedAt = performance.now();
       observations = await prepared.observations();
