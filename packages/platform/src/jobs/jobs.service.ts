@@ -159,7 +159,6 @@ export function createJobs(options: JobsOptions): Jobs {
     job: JobWithMetadata<Payload>,
   ): Promise<JobResult> {
     const startedAt = performance.now();
-    inFlight.set(job.id, queue.name);
     try {
       await queue.handler({
         id: job.id,
@@ -213,6 +212,29 @@ export function createJobs(options: JobsOptions): Jobs {
       inFlight.delete(job.id);
       metrics.duration.observe({ queue: queue.name }, (performance.now() - startedAt) / 1000);
     }
+  }
+
+  /**
+   * Runs one fetch's jobs in order. A job whose signal is already aborted when its turn comes was
+   * taken back by pg-boss (the stop deadline or the batch's expiry) and failed for retry: it is not
+   * started, and leaving it out of the results keeps it failed.
+   */
+  async function runFetched<Payload>(
+    queue: ResolvedJobQueue<Payload>,
+    fetched: readonly JobWithMetadata<Payload>[],
+  ): Promise<JobResult[]> {
+    // Claimed is in flight, started or not: a stop that takes these back lists them.
+    for (const job of fetched) inFlight.set(job.id, queue.name);
+    const results: JobResult[] = [];
+    for (const job of fetched) {
+      if (job.signal.aborted) {
+        inFlight.delete(job.id);
+        if (state === 'stopping') returnedAtStop.push({ jobId: job.id, queue: queue.name });
+        continue;
+      }
+      results.push(await runJob(queue, job));
+    }
+    return results;
   }
 
   async function ensureQueue<Payload>(queue: ResolvedJobQueue<Payload>): Promise<void> {
@@ -304,16 +326,22 @@ export function createJobs(options: JobsOptions): Jobs {
       queues.set(queue.name, queue as ResolvedJobQueue<never>);
       await ensureQueue(queue);
       if (!isWorkerEnabled) return;
+      // `concurrency` workers, each claiming up to `fetchSize` jobs and running them one at a time:
+      // at most `concurrency` handlers run at once. A worker whose fetch came back full fetches
+      // again at once (burst); only a short fetch waits out the poll interval. With one job per
+      // fetch pg-boss would wait the interval after every job, capping a queue at
+      // `concurrency / pollingIntervalSeconds` jobs per second however long its backlog.
       await boss.work<never>(
         queue.name,
         {
-          batchSize: 1,
+          batchSize: queue.fetchSize,
+          burstWhenBatchFull: true,
           localConcurrency: queue.concurrency,
           pollingIntervalSeconds,
           includeMetadata: true,
           perJobResults: true,
         },
-        (batch) => Promise.all(batch.map((job) => runJob(queue, job as JobWithMetadata<never>))),
+        (batch) => runFetched(queue, batch as JobWithMetadata<never>[]),
       );
     },
 

@@ -34,6 +34,7 @@ describe('resolveJobQueue', () => {
       deadLetter: true,
       policy: 'standard',
       concurrency: 1,
+      fetchSize: 4,
       deadLetterQueue: 'orders.low-stock-alert.dead-letter',
     });
     expect(queue.retryLimit).toBe(5);
@@ -47,6 +48,8 @@ describe('resolveJobQueue', () => {
     ['a fractional retry delay', { retryDelaySeconds: 0.5 }],
     ['a negative retry limit', { retryLimit: -1 }],
     ['zero concurrency', { concurrency: 0 }],
+    ['a fetch size of 1', { fetchSize: 1 }],
+    ['a fetch size over 100', { fetchSize: 101 }],
     ['a zero expiry', { expireInSeconds: 0 }],
     ['an unknown policy', { policy: 'fifo' as never }],
     ['a missing handler', { handler: undefined as never }],

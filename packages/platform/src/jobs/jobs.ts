@@ -50,6 +50,14 @@ export type JobQueueDefinition<Payload> = {
   deadLetter?: boolean;
   /** Jobs this process runs at once from this queue. */
   concurrency?: number;
+  /**
+   * Jobs each of the `concurrency` workers claims per fetch and then runs one after another
+   * (2-100). While fetches come back full, a worker fetches again at once instead of waiting out
+   * the poll interval, so a backlog drains at the handlers' speed. Larger means fewer fetches but
+   * jobs held longer by one process. pg-boss times a fetch as a whole against `expireInSeconds`,
+   * so `fetchSize` runs of the slowest attempt must fit in it: keep it small for slow handlers.
+   */
+  fetchSize?: number;
   handler: JobHandler<Payload>;
 };
 
@@ -69,8 +77,11 @@ export const JOB_QUEUE_DEFAULTS = {
   deadLetter: true,
   policy: 'standard',
   concurrency: 1,
+  fetchSize: 4,
 } as const satisfies Partial<JobQueueDefinition<unknown>>;
 
+const MIN_FETCH_SIZE = 2;
+const MAX_FETCH_SIZE = 100;
 const DEAD_LETTER_SUFFIX = '.dead-letter';
 const QUEUE_NAME_PATTERN = /^[a-z0-9]+(?:[.-][a-z0-9]+)*$/;
 const QUEUE_NAME_MAX_LENGTH = 100;
@@ -111,6 +122,7 @@ export function resolveJobQueue<Payload>(definition: JobQueueDefinition<Payload>
     policy: definition.policy ?? JOB_QUEUE_DEFAULTS.policy,
     deadLetter: definition.deadLetter ?? JOB_QUEUE_DEFAULTS.deadLetter,
     concurrency: definition.concurrency ?? JOB_QUEUE_DEFAULTS.concurrency,
+    fetchSize: definition.fetchSize ?? JOB_QUEUE_DEFAULTS.fetchSize,
     handler: definition.handler,
     deadLetterQueue: undefined,
   };
@@ -118,6 +130,9 @@ export function resolveJobQueue<Payload>(definition: JobQueueDefinition<Payload>
   assertInteger(resolved.name, 'retryLimit', resolved.retryLimit, 0);
   assertInteger(resolved.name, 'retryDelaySeconds', resolved.retryDelaySeconds, 0);
   assertInteger(resolved.name, 'concurrency', resolved.concurrency, 1);
+  // pg-boss re-fetches without waiting only after a full fetch of more than one job: at 1 every
+  // worker would run one job per poll interval however long the backlog.
+  assertInteger(resolved.name, 'fetchSize', resolved.fetchSize, MIN_FETCH_SIZE, MAX_FETCH_SIZE);
   if (resolved.retryDelayMaxSeconds !== undefined)
     assertInteger(resolved.name, 'retryDelayMaxSeconds', resolved.retryDelayMaxSeconds, 1);
   if (resolved.expireInSeconds !== undefined)
@@ -206,9 +221,20 @@ export function describeJobFailure(error: unknown): JobFailureOutput {
   return { name: 'NonError', message: String(error) };
 }
 
-function assertInteger(queue: string, field: string, value: number, minimum: number): void {
-  if (!Number.isInteger(value) || value < minimum)
-    throw invalidDefinition(queue, `${field} must be an integer >= ${minimum}`);
+function assertInteger(
+  queue: string,
+  field: string,
+  value: number,
+  minimum: number,
+  maximum = Number.MAX_SAFE_INTEGER,
+): void {
+  if (!Number.isInteger(value) || value < minimum || value > maximum)
+    throw invalidDefinition(
+      queue,
+      maximum === Number.MAX_SAFE_INTEGER
+        ? `${field} must be an integer >= ${minimum}`
+        : `${field} must be an integer from ${minimum} to ${maximum}`,
+    );
 }
 
 function invalidDefinition(queue: string, detail: string): JobsError {

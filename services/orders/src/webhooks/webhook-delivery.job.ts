@@ -132,6 +132,9 @@ export function createWebhookDeliveryQueue(
     expireInSeconds: 60,
     deadLetter: true,
     concurrency: 4,
+    // A worker runs its fetch one job after another and pg-boss times the fetch as a whole
+    // against expireInSeconds: two bounded POSTs fit in it with room to spare.
+    fetchSize: 2,
     handler: async (job) => {
       const { deliveryId } = job.data;
       const delivery = await deps.db.run((db) => findDeliveryToSend(db, deliveryId));
