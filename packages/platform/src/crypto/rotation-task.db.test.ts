@@ -139,9 +139,9 @@ function start(overrides: Partial<EncryptionRotationSettings> & Pick<EncryptionR
 /** Counts the units of work the task asks of the database (and connections it checks out itself), passing each through. */
 function observedDatabase(database: Database): {
   database: Database;
-  calls: { run: number; transaction: number; connect: number };
+  calls: { run: number; transaction: number; autocommit: number; connect: number };
 } {
-  const calls = { run: 0, transaction: 0, connect: 0 };
+  const calls = { run: 0, transaction: 0, autocommit: 0, connect: 0 };
   // The database's own query builder keeps the original pool, so only
   // connections the task checks out directly (the lock) are counted here.
   const pool = new Proxy(database.pool, {
@@ -169,6 +169,10 @@ function observedDatabase(database: Database): {
         transaction(work) {
           calls.transaction += 1;
           return inner.transaction(work);
+        },
+        autocommit(work) {
+          calls.autocommit += 1;
+          return inner.autocommit(work);
         },
       };
     },
@@ -324,7 +328,7 @@ describe('startEncryptionKeyRotation', () => {
       ],
     });
     // One count per column; no batch reads, no batch transactions, no lock connection.
-    expect(observed.calls).toEqual({ run: 2, transaction: 0, connect: 0 });
+    expect(observed.calls).toEqual({ run: 2, transaction: 0, autocommit: 0, connect: 0 });
     expect(logs.lines().filter((line) => line.level === 'info' || line.level === 'warn')).toEqual([]);
   });
 
@@ -336,7 +340,7 @@ describe('startEncryptionKeyRotation', () => {
     await task.runOnce();
 
     // Count, then one batch read and one batch transaction, under one lock connection.
-    expect(observed.calls).toEqual({ run: 2, transaction: 1, connect: 1 });
+    expect(observed.calls).toEqual({ run: 2, transaction: 1, autocommit: 0, connect: 1 });
   });
 
   it('never overlaps two passes: a second runOnce waits and then finds nothing left', async () => {

@@ -16,7 +16,10 @@ import {
  * retry on transient failures, behind the database breaker) or a bare Kysely
  * instance (no retry; not a transaction, since each batch opens its own).
  */
-export type RotationDatabase<Schema = unknown> = Db<Schema> | Kysely<Schema>;
+/** Rotation needs plain units of work and transactions, nothing else of `Db`. */
+type RotationDb<Schema> = Pick<Db<Schema>, 'run' | 'transaction'>;
+
+export type RotationDatabase<Schema = unknown> = RotationDb<Schema> | Kysely<Schema>;
 
 export type RotateEncryptedColumnOptions<Schema = unknown> = {
   db: RotationDatabase<Schema>;
@@ -204,7 +207,7 @@ function invalidIdentifier(option: string): CryptoError {
   );
 }
 
-function asDb<Schema>(db: RotationDatabase<Schema>): Db<unknown> {
+function asDb<Schema>(db: RotationDatabase<Schema>): RotationDb<unknown> {
   // Rotation issues raw SQL only, so the caller's table types do not matter here.
   const untyped = db as unknown as RotationDatabase<unknown>;
   if (!(untyped instanceof Kysely)) return untyped;

@@ -186,6 +186,34 @@ describe('signalAfterCommit', () => {
     expect(other.received.map((message) => message.payload)).toEqual([testDb.database.signals.origin]);
   });
 
+  it('signals an autocommit unit once its work resolves, never when it throws, and not through run', async () => {
+    const db = testDb.database.typed<unknown>();
+    const seen: string[] = [];
+    const unsubscribe = testDb.database.signals.subscribe(CHANNEL, () => seen.push('signal'));
+    cleanups.push(async () => unsubscribe());
+
+    await db.autocommit(async (writer) => {
+      expect(signalAfterCommit(writer, CHANNEL)).toBe(true);
+      await sql`select 1`.execute(writer);
+      expect(seen).toEqual([]);
+    });
+    expect(seen).toEqual(['signal']);
+
+    await expect(
+      db.autocommit(async (writer) => {
+        signalAfterCommit(writer, CHANNEL);
+        throw new Error('failed');
+      }),
+    ).rejects.toThrow('failed');
+    // Each unit has a view of its own: another unit's request never leaks into this one.
+    await db.autocommit(async () => undefined);
+    expect(seen).toEqual(['signal']);
+
+    await db.run(async (handle) => {
+      expect(signalAfterCommit(handle, CHANNEL)).toBe(false);
+    });
+  });
+
   it('reports false for a transaction it did not open, so the caller notifies inside it', async () => {
     const kysely = testDb.database.typed<unknown>();
     await kysely.run(async (db) => {

@@ -43,6 +43,15 @@ export type Db<Schema> = {
    * transaction runs again, so `work` must not have effects outside it.
    */
   transaction<T>(work: (trx: Transaction<Schema>) => Promise<T>): Promise<T>;
+  /**
+   * `run` for a write that is one statement, which commits on its own when
+   * it ends: no BEGIN and COMMIT round trips, and its row locks are released
+   * as the statement finishes, not after the next turn of this process's
+   * event loop. Signals asked for through `signalAfterCommit(db, channel)`
+   * are sent once `work` resolves; none when it throws. With several
+   * statements each commits on its own: use `transaction` to make them one.
+   */
+  autocommit<T>(work: (db: Kysely<Schema>) => Promise<T>): Promise<T>;
 };
 
 export type Database = {
@@ -71,19 +80,25 @@ export type Database = {
 // biome-ignore lint/suspicious/noExplicitAny: the service's table map is unknown to the platform.
 export type AnyTransaction = Transaction<any>;
 
+/** What a write runs on: a transaction, or `Db.autocommit`'s view for a one-statement write. */
+// biome-ignore lint/suspicious/noExplicitAny: the service's table map is unknown to the platform.
+export type AnyWriter = Kysely<any>;
+
 // The channels to signal once each transaction opened by `Db.transaction`
-// commits. Keyed by the transaction object, so an attempt that is rolled back
-// (or retried as a new transaction) never signals.
+// (or each `Db.autocommit` unit) commits. Keyed by the transaction object (a
+// fresh view per autocommit unit), so an attempt that is rolled back (or
+// retried as a new transaction) never signals.
 const signalsAtCommit = new WeakMap<object, Set<string>>();
 
 /**
  * Asks for `channel` to be signalled (see `CommitSignals`) once `trx`
  * commits, at most once per transaction: the way to wake other work about
  * rows this transaction writes without a `NOTIFY` inside it. Returns false
- * when `trx` was not opened by `Db.transaction` (a test's own Kysely
- * transaction): the caller must then notify inside the transaction itself.
+ * when `trx` was opened neither by `Db.transaction` nor by `Db.autocommit`
+ * (a test's own Kysely transaction, `Db.run`'s handle): the caller must then
+ * notify inside its own statement.
  */
-export function signalAfterCommit(trx: AnyTransaction, channel: string): boolean {
+export function signalAfterCommit(trx: AnyWriter, channel: string): boolean {
   const channels = signalsAtCommit.get(trx);
   if (channels === undefined) return false;
   channels.add(channel);
@@ -189,13 +204,24 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
         run: (work) => guarded(() => work(typedKysely)),
         transaction: (work) =>
           guarded(async () => {
+            // Per attempt: a retry runs this function again, so only the committed attempt's
+            // signals are sent.
             const channels = new Set<string>();
             const result = await typedKysely.transaction().execute((trx) => {
-              // A retried attempt starts over: only the committed one's signals count.
-              channels.clear();
               signalsAtCommit.set(trx, channels);
               return work(trx);
             });
+            for (const channel of channels) signals.send(channel);
+            return result;
+          }),
+        autocommit: (work) =>
+          guarded(async () => {
+            const channels = new Set<string>();
+            // A view of its own (same executor and pool), so its signals are told apart from
+            // every other unit's.
+            const view = typedKysely.$extendTables() as unknown as Kysely<Schema>;
+            signalsAtCommit.set(view, channels);
+            const result = await work(view);
             for (const channel of channels) signals.send(channel);
             return result;
           }),

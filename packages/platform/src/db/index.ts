@@ -10,6 +10,7 @@ export {
 export { type CommitSignals, createCommitSignals } from './commit-signals.ts';
 export {
   type AnyTransaction,
+  type AnyWriter,
   asPlatformTables,
   createDatabase,
   type Database,

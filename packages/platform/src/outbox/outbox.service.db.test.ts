@@ -160,24 +160,17 @@ describe('emitEvent', () => {
 
   it('signals after the commit, not inside the transaction, unless told not to', async () => {
     const names = uniqueNames();
-    const bus = openBus([noopSubscription(names.subscriber('listener'), [names.type('happened')])]);
-    await bus.register();
-    const listener = await listenOnEventsChannel();
-    let localSignals = 0;
-    const unsubscribe = testDb.database.signals.subscribe(EVENTS_CHANNEL, () => {
-      localSignals += 1;
-    });
-    cleanups.push(async () => unsubscribe());
+    const { listener, localSignals } = await watchEventSignals(names);
 
     await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })], {
       isNotifying: false,
     });
-    expect(localSignals).toBe(0);
+    expect(localSignals()).toBe(0);
     await emitCommitted(testDb.database, [
       buildEventInput({ type: names.type('happened') }),
       buildEventInput({ type: names.type('happened') }),
     ]);
-    expect(localSignals).toBe(1);
+    expect(localSignals()).toBe(1);
 
     // The payload is this process's origin: the commit signal sent it, after
     // the commit (a NOTIFY inside the transaction would carry none).
@@ -188,9 +181,7 @@ describe('emitEvent', () => {
 
   it('notifies inside a transaction it cannot signal after (one not opened by Db.transaction)', async () => {
     const names = uniqueNames();
-    const bus = openBus([noopSubscription(names.subscriber('listener'), [names.type('happened')])]);
-    await bus.register();
-    const listener = await listenOnEventsChannel();
+    const { listener } = await watchEventSignals(names);
 
     await testDb.database
       .typed<unknown>()
@@ -213,6 +204,23 @@ async function listenOnEventsChannel(): Promise<{ client: pg.Client; payloads: s
   });
   await client.query(`listen ${EVENTS_CHANNEL}`);
   return { client, payloads };
+}
+
+/**
+ * Subscribes a no-op subscriber to `names.type('happened')` and watches both
+ * ways a commit can wake dispatchers: this process's in-memory signals and
+ * another process's view of the events channel.
+ */
+async function watchEventSignals(names: ReturnType<typeof uniqueNames>) {
+  const bus = openBus([noopSubscription(names.subscriber('listener'), [names.type('happened')])]);
+  await bus.register();
+  const listener = await listenOnEventsChannel();
+  let signals = 0;
+  const unsubscribe = testDb.database.signals.subscribe(EVENTS_CHANNEL, () => {
+    signals += 1;
+  });
+  cleanups.push(async () => unsubscribe());
+  return { listener, localSignals: () => signals };
 }
 
 describe('prepareEvent', () => {
@@ -256,6 +264,40 @@ describe('prepareEvent', () => {
         payload: written.envelope.payload,
       },
     ]);
+  });
+
+  it("commits with Db.autocommit's one statement and signals after it, without a NOTIFY inside it", async () => {
+    const names = uniqueNames();
+    const { listener, localSignals } = await watchEventSignals(names);
+    const db = testDb.database.typed<unknown>();
+
+    const event = await db.autocommit(async (writer) => {
+      const prepared = prepareEvent(writer, buildEventInput({ type: names.type('happened') }));
+      await sql`with ${prepared.insertWhen(sql`select 1`)} select 1`.execute(writer);
+      // Committed already (the statement was its own transaction), but not yet signalled.
+      expect(await countRows(prepared.envelope.id)).toEqual({ events: 1, deliveries: 1 });
+      expect(localSignals()).toBe(0);
+      return prepared.envelope;
+    });
+
+    expect(localSignals()).toBe(1);
+    expect(await countRows(event.id)).toEqual({ events: 1, deliveries: 1 });
+    // Only the signal's NOTIFY, with this process's origin; one inside the statement would carry ''.
+    await vi.waitFor(() => expect(listener.payloads).toHaveLength(1), { timeout: 10_000, interval: 10 });
+    await listener.client.query('select 1');
+    expect(listener.payloads).toEqual([testDb.database.signals.origin]);
+  });
+
+  it("notifies inside the statement when given Db.run's handle, which cannot signal after it", async () => {
+    const names = uniqueNames();
+    const { listener } = await watchEventSignals(names);
+
+    await testDb.database.typed<unknown>().run(async (db) => {
+      const prepared = prepareEvent(db, buildEventInput({ type: names.type('happened') }));
+      await sql`with ${prepared.insertWhen(sql`select 1`)} select 1`.execute(db);
+    });
+
+    await vi.waitFor(() => expect(listener.payloads).toEqual(['']), { timeout: 10_000, interval: 10 });
   });
 
   it('checks the envelope as emitEvent does, before any statement runs', async () => {

@@ -2,7 +2,13 @@ import type { EventEnvelope } from '@keel/contracts';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RawBuilder } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
-import { type AnyTransaction, asPlatformTables, type Database, signalAfterCommit } from '../db/database.ts';
+import {
+  type AnyTransaction,
+  type AnyWriter,
+  asPlatformTables,
+  type Database,
+  signalAfterCommit,
+} from '../db/database.ts';
 import { getTracer } from '../observability/tracing.ts';
 import { deadLetterNotFound, invalidEvent, invalidLimit } from './outbox.errors.ts';
 import {
@@ -59,7 +65,7 @@ export async function emitEvent<EventType extends string, Payload>(
  * not opened by `Db.transaction`). A notify inside the transaction would
  * serialise its commit with every other notifying commit (see `CommitSignals`).
  */
-function isNotifyingInside(trx: AnyTransaction, options: EmitOptions): boolean {
+function isNotifyingInside(trx: AnyWriter, options: EmitOptions): boolean {
   if (options.isNotifying === false) return false;
   return !signalAfterCommit(trx, EVENTS_CHANNEL);
 }
@@ -80,7 +86,9 @@ export type PreparedEvent<EventType extends string = string, Payload = unknown> 
  * (id, time, version, trace context, contract check), but the outbox insert
  * and fan-out join the caller's statement instead of costing a round trip of
  * their own. The statement must run in `trx`; the event is delivered if and
- * only if it commits.
+ * only if it commits. `trx` is a transaction, or `Db.autocommit`'s handle when
+ * the whole write is that one statement (it commits as the statement ends, and
+ * the dispatchers are woken after it, without a `NOTIFY` inside it).
  *
  * @example
  * const placed = prepareEvent(trx, { type: OrderPlacedV1.type, ... }, { definition: OrderPlacedV1 });
@@ -89,7 +97,7 @@ export type PreparedEvent<EventType extends string = string, Payload = unknown> 
  *   select ...`.execute(trx);
  */
 export function prepareEvent<EventType extends string, Payload>(
-  trx: AnyTransaction,
+  trx: AnyWriter,
   event: EventInput<EventType, Payload>,
   options: EmitOptions = {},
 ): PreparedEvent<EventType, Payload> {
