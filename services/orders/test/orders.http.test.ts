@@ -294,6 +294,34 @@ describe('POST /orders (placeOrder)', () => {
     });
   });
 
+  it('places an order that crosses one threshold once, with the alert for that item only and every reservation', async () => {
+    const outlet = await createTestOutlet(harness.testDb.database, {
+      stock: [
+        { sku: 'BUN', onHand: 11, threshold: 10 },
+        { sku: 'PATTY', onHand: 50, threshold: 10 },
+      ],
+      menu: [{ name: 'Burger', priceMinor: 899, uses: { BUN: 1, PATTY: 1 } }],
+    });
+    const bun = requireId(outlet.stock.BUN);
+    const patty = requireId(outlet.stock.PATTY);
+
+    // 11 → 9 buns crosses 10; 50 → 48 patties does not.
+    const order = await placeOk(customer, outlet, [
+      { menu_item_id: requireId(outlet.menu.Burger), quantity: 2 },
+    ]);
+
+    expect((await eventsOf(bun)).map((event) => event.type)).toEqual(['orders.inventory_low_stock.v1']);
+    expect(await eventsOf(patty)).toEqual([]);
+    expect((await eventsOf(order.id)).map((event) => event.type)).toEqual(['orders.order_placed.v1']);
+    expect(await readStock(harness.testDb.database, bun)).toEqual({ onHand: 11, reserved: 2 });
+    expect(await readStock(harness.testDb.database, patty)).toEqual({ onHand: 50, reserved: 2 });
+    const { rows } = await harness.testDb.database.pool.query(
+      'select count(*)::int as count from orders.orders where outlet_id = $1',
+      [outlet.id],
+    );
+    expect(rows[0].count).toBe(1);
+  });
+
   it('refuses with 409 orders.out_of_stock naming the short stock and menu items, reserving nothing', async () => {
     const outlet = await createTestOutlet(harness.testDb.database, {
       stock: [

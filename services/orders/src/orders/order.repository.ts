@@ -95,6 +95,12 @@ export type PlacementOutcome = {
   isClaimHeld: boolean;
   /** True when every stock item had enough and the order, lines and reservations were inserted. */
   isPlaced: boolean;
+  /**
+   * True when reserving would take an item's available quantity from at or
+   * above its low-stock threshold to below it. With `refuseThresholdCrossing`
+   * the statement then writes nothing (`isPlaced` false, though stock suffices).
+   */
+  crossesThreshold: boolean;
   stock: ReservedStockRow[];
 };
 
@@ -117,6 +123,12 @@ export type PlacementOutcome = {
  * - The update only touches rows this statement already locked, and the
  *   CHECK constraints on stock_items stay the guarantee that nothing is ever
  *   oversold.
+ *
+ * With `refuseThresholdCrossing` the statement also refuses an order that
+ * would take an item below its low-stock threshold (`crossesThreshold`): the
+ * caller runs it as one autocommit statement for the common case and places
+ * the rare crossing order in a transaction that also emits the alert event,
+ * whose payload is built and checked against its contract in the service.
  */
 export async function insertOrderReservingStock(
   trx: OrdersDb,
@@ -126,9 +138,10 @@ export async function insertOrderReservingStock(
     claim: ClaimCompletionSql | undefined;
     /** `order_placed`, written by this statement only when the order is. */
     event: PreparedEvent;
+    refuseThresholdCrossing: boolean;
   },
 ): Promise<PlacementOutcome> {
-  const { order, needs, claim, event } = placement;
+  const { order, needs, claim, event, refuseThresholdCrossing } = placement;
   const stockIds = needs.map((need) => need.stockItemId);
   const lines: readonly OrderLine[] = order.lines;
   const held = claim === undefined ? sql`select 1` : claim.heldClaim;
@@ -139,6 +152,7 @@ export async function insertOrderReservingStock(
   const result = await sql<{
     is_claim_held: boolean;
     is_placed: boolean;
+    crosses_threshold: boolean;
     stock: {
       id: string;
       outlet_id: string | null;
@@ -164,7 +178,7 @@ export async function insertOrderReservingStock(
       select c.id from current c join wanted w on w.id = c.id where c.on_hand - c.reserved >= w.qty
     ),
     locked as (
-      select s.id, s.on_hand, s.reserved
+      select s.id, s.on_hand, s.reserved, s.low_stock_threshold
       from orders.stock_items s
       where s.id in (select id from candidates)
         and (select count(*) from candidates) = cardinality(${stockIds}::uuid[])
@@ -172,10 +186,19 @@ export async function insertOrderReservingStock(
       order by s.id
       for update
     ),
+    crossing as (
+      -- On the locked rows: the same test as hasCrossedBelowThreshold.
+      select exists (
+        select 1 from locked l join wanted w on w.id = l.id
+        where l.on_hand - l.reserved >= l.low_stock_threshold
+          and l.on_hand - l.reserved - w.qty < l.low_stock_threshold
+      ) as crosses
+    ),
     decision as (
       select exists (select 1 from held)
         and (select count(*) from locked l join wanted w on w.id = l.id
              where l.on_hand - l.reserved >= w.qty) = cardinality(${stockIds}::uuid[])
+        and not (${refuseThresholdCrossing}::boolean and (select crosses from crossing))
         as is_placed
     ),
     reservation as (
@@ -220,13 +243,14 @@ export async function insertOrderReservingStock(
     select
       exists (select 1 from held) as is_claim_held,
       coalesce((select is_placed from decision), false) as is_placed,
+      (select crosses from crossing) as crosses_threshold,
       coalesce((
         select json_agg(json_build_object(
           'id', w.id, 'outlet_id', c.outlet_id, 'sku', c.sku, 'name', c.name, 'requested', w.qty,
           'on_hand', coalesce(l.on_hand, c.on_hand),
           'reserved_before', coalesce(l.reserved, c.reserved),
           'reserved_after', r.reserved,
-          'low_stock_threshold', c.low_stock_threshold
+          'low_stock_threshold', coalesce(l.low_stock_threshold, c.low_stock_threshold)
         ) order by w.id)
         from wanted w
         left join current c on c.id = w.id
@@ -239,6 +263,7 @@ export async function insertOrderReservingStock(
   return {
     isClaimHeld: row.is_claim_held,
     isPlaced: row.is_placed,
+    crossesThreshold: row.crosses_threshold,
     stock: row.stock.map((item) => ({
       id: item.id,
       outletId: item.outlet_id ?? order.outletId,
@@ -351,7 +376,10 @@ export async function updateOrderStatus(
     timestampColumn: StatusTimestamp;
     at: Date;
   },
+  /** `order_status_changed`, written by this statement only when the change is. */
+  event?: PreparedEvent,
 ): Promise<Order | undefined> {
+  const emitted = event === undefined ? sql`` : sql`, ${event.insertWhen(sql`select 1 from changed`)}`;
   const result = await sql<OrderWithLinesRow>`
     with changed as (
       update orders.orders
@@ -359,7 +387,7 @@ export async function updateOrderStatus(
           ${sql.ref(change.timestampColumn)} = ${change.at}::timestamptz
       where id = ${change.id}::uuid and version = ${change.version} and status = ${change.from}
       returning *
-    )
+    )${emitted}
     select ${ORDER_COLUMNS}, ${LINES_OF_ORDER} from changed o
   `.execute(trx);
   const row = result.rows[0];

@@ -9,8 +9,8 @@ import type { Clock, IdGenerator } from '@keel/platform/module';
 import { emitEvent, prepareEvent } from '@keel/platform/outbox';
 import { ORDERS_PERMISSIONS } from '../access/orders-permissions.ts';
 import type { OutletAccess } from '../access/outlet-access.ts';
-import type { OrdersDatabase } from '../database.ts';
-import { emitLowStockCrossings } from '../inventory/low-stock.ts';
+import type { OrdersDatabase, OrdersDb } from '../database.ts';
+import { emitLowStockCrossings, type StockAfterChange } from '../inventory/low-stock.ts';
 import {
   menuItemsUnavailable,
   orderNotFound,
@@ -164,9 +164,10 @@ export function createOrderService(deps: OrderServiceDependencies) {
 
   return {
     /**
-     * Prices the order on the server and, in one transaction, reserves its
-     * stock (all or nothing), inserts it, emits `order_placed` (and any
-     * low-stock crossing) and completes the idempotency claim.
+     * Prices the order on the server and, in one statement, reserves its
+     * stock (all or nothing), inserts it, emits `order_placed` and completes
+     * the idempotency claim. An order that takes an item below its low-stock
+     * threshold is placed in a transaction that also emits the alert.
      */
     async placeOrder(
       principal: Principal,
@@ -199,33 +200,41 @@ export function createOrderService(deps: OrderServiceDependencies) {
         },
       };
 
-      try {
-        await db.transaction(async (trx) => {
-          const outcome = await insertOrderReservingStock(trx, {
-            order,
-            needs,
-            claim: completion,
-            // Written by the placement statement itself, only if the order is.
-            event: prepareEvent(trx, placedEvent, { definition: OrderPlacedV1 }),
-          });
-          if (!outcome.isClaimHeld) throw new LostRace();
-          if (!outcome.isPlaced) throw outOfStock(describeShortage(outcome, input.lines, menu));
-          await emitLowStockCrossings(
-            trx,
-            outcome.stock.map((item) => ({
-              id: item.id,
-              outletId: item.outletId,
-              sku: item.sku,
-              name: item.name,
-              onHand: item.onHand,
-              reserved: item.reserved,
-              lowStockThreshold: item.lowStockThreshold,
-              availableDecrease: item.requested,
-            })),
-            'order_placed',
-            order.placedAt,
-          );
+      const place = (writer: OrdersDb, refuseThresholdCrossing: boolean) =>
+        insertOrderReservingStock(writer, {
+          order,
+          needs,
+          claim: completion,
+          // Written by the placement statement itself, only if the order is.
+          event: prepareEvent(writer, placedEvent, { definition: OrderPlacedV1 }),
+          refuseThresholdCrossing,
         });
+
+      try {
+        // The common case is one autocommit statement: no BEGIN and COMMIT
+        // round trips, and the stock rows' locks are released as the
+        // statement ends instead of after the next turn of the event loop,
+        // which is what serialised an outlet's orders under load.
+        const outcome = await db.autocommit((writer) => place(writer, true));
+        if (!outcome.isClaimHeld) throw new LostRace();
+        if (!outcome.isPlaced && !outcome.crossesThreshold)
+          throw outOfStock(describeShortage(outcome, input.lines, menu));
+        if (!outcome.isPlaced) {
+          // The order would take an item below its low-stock threshold (once
+          // per item per crossing), and the statement wrote nothing: place it
+          // again in a transaction that emits the alert in the same commit.
+          await db.transaction(async (trx) => {
+            const crossing = await place(trx, false);
+            if (!crossing.isClaimHeld) throw new LostRace();
+            if (!crossing.isPlaced) throw outOfStock(describeShortage(crossing, input.lines, menu));
+            await emitLowStockCrossings(
+              trx,
+              crossing.stock.map(toStockAfterChange),
+              'order_placed',
+              order.placedAt,
+            );
+          });
+        }
       } catch (error) {
         if (!(error instanceof LostRace) || idempotency === undefined) throw error;
         // The claim is gone: either our own earlier attempt committed (an
@@ -268,43 +277,54 @@ export function createOrderService(deps: OrderServiceDependencies) {
       if (timestampColumn === undefined) throw new Error(`updateStatus: ${to} has no timestamp column`);
 
       const now = clock.now();
+      const change = {
+        id: orderId,
+        from: order.status,
+        to,
+        version: expectedVersion,
+        timestampColumn,
+        at: now,
+      };
+      // Known before the write: the order's fixed facts and the version the
+      // conditional update gives it.
+      const changedEvent = {
+        type: OrderStatusChangedV1.type,
+        aggregateType: 'order',
+        aggregateId: orderId,
+        occurredAt: now,
+        payload: {
+          orderId,
+          outletId: order.outletId,
+          customerId: order.customerId,
+          from: order.status,
+          to,
+          version: expectedVersion + 1,
+          placedAt: order.placedAt.toISOString(),
+          changedAt: now.toISOString(),
+          changedBy: principal.id,
+        },
+      };
       try {
-        return await db.transaction(async (trx) => {
-          const updated = await updateOrderStatus(trx, {
-            id: orderId,
-            from: order.status,
-            to,
-            version: expectedVersion,
-            timestampColumn,
-            at: now,
-          });
-          if (updated === undefined) throw new LostRace();
-          if (isConsumingStock(to)) {
-            await settleReservations(trx, { orderId, kind: 'consumed', at: now });
-          }
-          await emitEvent(
-            trx,
-            {
-              type: OrderStatusChangedV1.type,
-              aggregateType: 'order',
-              aggregateId: orderId,
-              occurredAt: now,
-              payload: {
-                orderId,
-                outletId: updated.outletId,
-                customerId: updated.customerId,
-                from: order.status,
-                to,
-                version: updated.version,
-                placedAt: updated.placedAt.toISOString(),
-                changedAt: now.toISOString(),
-                changedBy: principal.id,
-              },
-            },
-            { definition: OrderStatusChangedV1 },
-          );
-          return updated;
-        });
+        const updated = isConsumingStock(to)
+          ? // Leaving the kitchen also settles the reservations: one transaction.
+            await db.transaction(async (trx) => {
+              const changed = await updateOrderStatus(trx, change);
+              if (changed === undefined) throw new LostRace();
+              await settleReservations(trx, { orderId, kind: 'consumed', at: now });
+              await emitEvent(trx, changedEvent, { definition: OrderStatusChangedV1 });
+              return changed;
+            })
+          : // Otherwise the change and its event are one autocommit statement:
+            // the order row is locked only while it runs.
+            await db.autocommit((writer) =>
+              updateOrderStatus(
+                writer,
+                change,
+                prepareEvent(writer, changedEvent, { definition: OrderStatusChangedV1 }),
+              ),
+            );
+        if (updated === undefined) throw new LostRace();
+        return updated;
       } catch (error) {
         if (!(error instanceof LostRace)) throw error;
         const current = await db.run((kysely) => findOrderHeaderById(kysely, orderId));
@@ -440,6 +460,20 @@ export function createOrderService(deps: OrderServiceDependencies) {
 }
 
 /** The short stock items of a failed placement, with the ordered menu items that need each. */
+/** A reserved stock row as the low-stock check reads it: this order took `requested` away. */
+function toStockAfterChange(item: PlacementOutcome['stock'][number]): StockAfterChange {
+  return {
+    id: item.id,
+    outletId: item.outletId,
+    sku: item.sku,
+    name: item.name,
+    onHand: item.onHand,
+    reserved: item.reserved,
+    lowStockThreshold: item.lowStockThreshold,
+    availableDecrease: item.requested,
+  };
+}
+
 function describeShortage(
   outcome: PlacementOutcome,
   lines: readonly RequestedLine[],
