@@ -1,3 +1,4 @@
+import { isUniqueViolation, sql } from '@keel/platform/db';
 import { handleEventOnce } from '@keel/platform/outbox';
 import { createTestDatabase, type TestDatabase } from '@keel/platform/testing';
 import pg from 'pg';
@@ -12,12 +13,14 @@ import {
   toEnvelope,
 } from './tracking.factories.ts';
 import {
+  appendFeedEntry,
   findFeedEntriesAfter,
   findFeedPositions,
   TRACKING_CHANNEL,
   type TrackingDatabase,
   type TrackingSchema,
 } from './tracking.repository.ts';
+import { type FeedEntryInput, formatFeedNotification, toFeedEntryInput } from './tracking.ts';
 
 // The feed's guarantees, on Postgres: gap-free per-outlet positions that
 // commit in order under concurrent handlers, one row per event however often
@@ -176,3 +179,109 @@ describe('orders.tracking subscription', () => {
     }
   });
 });
+
+describe('appendFeedEntry', () => {
+  function buildFeedEntryInput(outletId: string): FeedEntryInput {
+    return toFeedEntryInput(toEnvelope(orderPlaced(buildTrackedOrder({ outletId }))));
+  }
+
+  function append(entry: FeedEntryInput): Promise<number | undefined> {
+    return db.transaction((trx) => appendFeedEntry(trx, entry));
+  }
+
+  async function cursorOf(outletId: string): Promise<number | undefined> {
+    const positions = await db.run((kysely) => findFeedPositions(kysely, [outletId]));
+    return positions.get(outletId);
+  }
+
+  it('returns undefined, writes nothing and takes no position when the event is in the feed already', async () => {
+    const outlet = await createTestOutlet(testDb.database);
+    const entry = buildFeedEntryInput(outlet.id);
+
+    expect(await append(entry)).toBe(1);
+    expect(await append(entry)).toBeUndefined();
+
+    expect((await feedRowsOf(outlet.id)).map((row) => [Number(row.position), row.event_id])).toEqual([
+      [1, entry.eventId],
+    ]);
+    expect(await cursorOf(outlet.id)).toBe(1);
+    expect(await append(buildFeedEntryInput(outlet.id))).toBe(2);
+  });
+
+  it('notifies `<outletId>:<position>` once per appended row and not for an event in the feed already', async () => {
+    const outlet = await createTestOutlet(testDb.database);
+    const listener = new pg.Client({ connectionString: testDb.url });
+    await listener.connect();
+    try {
+      const received: { channel: string; payload: string | undefined }[] = [];
+      listener.on('notification', (message) => {
+        received.push({ channel: message.channel, payload: message.payload });
+      });
+      await listener.query(`listen ${TRACKING_CHANNEL}`);
+      const first = buildFeedEntryInput(outlet.id);
+
+      await append(first);
+      await append(first);
+      await append(buildFeedEntryInput(outlet.id));
+      // The notifications were queued for this session at each commit; a round
+      // trip delivers them before its own result.
+      await listener.query('select 1');
+
+      expect(received).toEqual([
+        { channel: TRACKING_CHANNEL, payload: formatFeedNotification(outlet.id, 1) },
+        { channel: TRACKING_CHANNEL, payload: formatFeedNotification(outlet.id, 2) },
+      ]);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('fails a concurrent duplicate that passed the event id check on the unique index and gives its position back', async () => {
+    const outlet = await createTestOutlet(testDb.database);
+    const entry = buildFeedEntryInput(outlet.id);
+    let releaseFirst = () => {};
+    const isFirstReleased = new Promise<void>((resolve) => {
+      releaseFirst = resolve;
+    });
+    let reportFirstAppended = (_position: number | undefined) => {};
+    const firstAppended = new Promise<number | undefined>((resolve) => {
+      reportFirstAppended = resolve;
+    });
+
+    // The first append holds the cursor row, uncommitted, so the second
+    // cannot see its feed row: it passes the check and waits on the cursor.
+    const first = db.transaction(async (trx) => {
+      const position = await appendFeedEntry(trx, entry);
+      reportFirstAppended(position);
+      await isFirstReleased;
+      return position;
+    });
+    expect(await firstAppended).toBe(1);
+    const second = append(entry).then(
+      (position) => ({ position }),
+      (error: unknown) => ({ error }),
+    );
+    await waitForLockWaiters(1);
+    releaseFirst();
+
+    expect(await first).toBe(1);
+    const outcome = await second;
+    expect('error' in outcome && isUniqueViolation(outcome.error, 'tracking_feed_event_id_key')).toBe(true);
+    expect(await feedRowsOf(outlet.id)).toHaveLength(1);
+    expect(await cursorOf(outlet.id)).toBe(1);
+    expect(await append(buildFeedEntryInput(outlet.id))).toBe(2);
+  });
+});
+
+async function waitForLockWaiters(count: number): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt += 1) {
+    const result = await db.run((kysely) =>
+      sql<{ waiting: number }>`
+        select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`.execute(kysely),
+    );
+    if ((result.rows[0]?.waiting ?? 0) >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no ${count} sessions waiting on a lock after 2 s`);
+}

@@ -1,12 +1,7 @@
 import type { OrderStatus } from '@keel/contracts';
 import { type ColumnType, type Db, type Generated, type Kysely, sql } from '@keel/platform/db';
 import type { OrdersSchema } from '../database.ts';
-import {
-  type FeedEntry,
-  type FeedEntryInput,
-  formatFeedNotification,
-  type TrackingEventName,
-} from './tracking.ts';
+import type { FeedEntry, FeedEntryInput, TrackingEventName } from './tracking.ts';
 
 // Tables of migrations/0002_tracking.sql, owned by this feature alone.
 
@@ -45,60 +40,54 @@ export const TRACKING_CHANNEL = 'orders_tracking';
 
 /**
  * Appends an order event to its outlet's feed and notifies listeners at
- * commit. Returns the position, or undefined when the event is in the feed
- * already (a redelivery that bypassed the inbox: nothing is appended and no
- * position is used up).
+ * commit, in one statement (one round trip per event). Returns the position,
+ * or undefined when the event is in the feed already (a redelivery that
+ * bypassed the inbox: nothing is appended, no position is used up and
+ * nobody is notified).
  *
  * Must run in the transaction that commits the append: the cursor row stays
  * locked until then, which is what makes positions commit in order.
  */
 export async function appendFeedEntry(trx: TrackingDb, entry: FeedEntryInput): Promise<number | undefined> {
-  const existing = await trx
-    .selectFrom('orders.tracking_feed')
-    .select('position')
-    .where('event_id', '=', entry.eventId)
-    .executeTakeFirst();
-  if (existing !== undefined) return undefined;
-
-  // Takes the next position and the cursor row's lock in one statement. A
-  // concurrent append to the same outlet waits here until this transaction
+  // next_position takes the next position and the cursor row's lock. A
+  // concurrent append to the same outlet waits there until this transaction
   // commits, then continues from the committed value: positions are
   // gap-free (a rolled back append gives its number back with the row) and
   // N-1 is visible before N is. The first append of an outlet inserts the
   // row; a racing first append waits on that insert and then updates.
-  const cursor = await trx
-    .insertInto('orders.tracking_cursors')
-    .values({ outlet_id: entry.outletId, last_position: 1 })
-    .onConflict((conflict) =>
-      conflict
-        .column('outlet_id')
-        .doUpdateSet({ last_position: sql<number>`orders.tracking_cursors.last_position + 1` }),
+  //
+  // Data-modifying CTEs always run, so the event id check sits inside the
+  // cursor's insert: an event already in the feed selects no row, so it takes
+  // no position, inserts no feed row and sends no notification. The check
+  // reads the statement's snapshot; the unique event id still guards a
+  // concurrent duplicate that passed it: its insert fails, its transaction
+  // (and position) rolls back.
+  //
+  // The notification is the feed row's RETURNING, so it is sent once per
+  // appended row, at commit; its payload is formatFeedNotification's
+  // `<outletId>:<position>`, built here because the position is only known
+  // inside the statement.
+  const result = await sql<{ position: string }>`
+    with next_position as (
+      insert into orders.tracking_cursors (outlet_id, last_position)
+      select ${entry.outletId}::uuid, 1
+      where not exists (select 1 from orders.tracking_feed where event_id = ${entry.eventId}::uuid)
+      on conflict (outlet_id) do update set last_position = orders.tracking_cursors.last_position + 1
+      returning last_position
+    ),
+    appended as (
+      insert into orders.tracking_feed (
+        outlet_id, position, order_id, customer_id, event_id, event_type, status, version, payload, occurred_at
+      )
+      select ${entry.outletId}::uuid, next_position.last_position, ${entry.orderId}::uuid,
+             ${entry.customerId}::uuid, ${entry.eventId}::uuid, ${entry.eventName}::text, ${entry.status}::text,
+             ${entry.version}::int, ${JSON.stringify(entry.view)}::jsonb, ${entry.occurredAt}::timestamptz
+      from next_position
+      returning position, pg_notify(${TRACKING_CHANNEL}::text, ${entry.outletId}::text || ':' || position::text)
     )
-    .returning('last_position')
-    .executeTakeFirstOrThrow();
-  const position = Number(cursor.last_position);
-
-  // The unique event id still guards a concurrent duplicate that passed the
-  // check above: its insert fails, its transaction (and position) rolls back.
-  await trx
-    .insertInto('orders.tracking_feed')
-    .values({
-      outlet_id: entry.outletId,
-      position,
-      order_id: entry.orderId,
-      customer_id: entry.customerId,
-      event_id: entry.eventId,
-      event_type: entry.eventName,
-      status: entry.status,
-      version: entry.version,
-      payload: JSON.stringify(entry.view),
-      occurred_at: entry.occurredAt,
-    })
-    .execute();
-  await sql`select pg_notify(${TRACKING_CHANNEL}, ${formatFeedNotification(entry.outletId, position)})`.execute(
-    trx,
-  );
-  return position;
+    select position from appended`.execute(trx);
+  const row = result.rows[0];
+  return row === undefined ? undefined : Number(row.position);
 }
 
 /** Entries of an outlet after `position`, oldest first; only `orderId`'s when given. */

@@ -184,7 +184,11 @@ export function isEntryFor(entry: FeedEntry, orderId: string | undefined): boole
   return orderId === undefined || entry.orderId === orderId;
 }
 
-/** The notification payload `<outletId>:<position>` sent at commit of each append. */
+/**
+ * The notification payload `<outletId>:<position>` sent at commit of each append. `appendFeedEntry`
+ * builds the same string in SQL (the position is only known there); a database test holds the two
+ * together, so change both or neither.
+ */
 export function formatFeedNotification(outletId: string, position: number): string {
   return `${outletId}:${position}`;
 }
