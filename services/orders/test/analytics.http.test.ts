@@ -52,7 +52,14 @@ async function emit(
   );
 }
 
-type TestOrder = { orderId: string; outletId: string; customerId: string; placedAt: string; version: number };
+type TestOrder = {
+  orderId: string;
+  outletId: string;
+  customerId: string;
+  placedAt: string;
+  version: number;
+  placed: EventEnvelope;
+};
 
 async function placeOrder(outlet: TestOutlet, totalMinor: number, placedAt: string): Promise<TestOrder> {
   const order = {
@@ -62,7 +69,7 @@ async function placeOrder(outlet: TestOutlet, totalMinor: number, placedAt: stri
     placedAt,
     version: 1,
   };
-  await emit(
+  const placed = await emit(
     OrderPlacedV1,
     {
       ...order,
@@ -72,7 +79,7 @@ async function placeOrder(outlet: TestOutlet, totalMinor: number, placedAt: stri
     } satisfies OrderPlacedPayload,
     placedAt,
   );
-  return order;
+  return { ...order, placed };
 }
 
 async function changeStatus(order: TestOrder, from: OrderStatus, to: OrderStatus, changedAt: string) {
@@ -116,13 +123,26 @@ async function cancelOrder(order: TestOrder, totalMinor: number, currency: strin
   );
 }
 
-/** Walks an order from PLACED to DELIVERED at the given times. */
-async function deliver(order: TestOrder, times: { ready: string; out: string; delivered: string }) {
-  await changeStatus(order, 'PLACED', 'CONFIRMED', times.ready);
-  await changeStatus(order, 'CONFIRMED', 'PREPARING', times.ready);
-  await changeStatus(order, 'PREPARING', 'READY', times.ready);
-  await changeStatus(order, 'READY', 'OUT_FOR_DELIVERY', times.out);
-  return changeStatus(order, 'OUT_FOR_DELIVERY', 'DELIVERED', times.delivered);
+/** Walks an order from PLACED to DELIVERED at the given times; returns every event, the last one `DELIVERED`. */
+async function deliver(
+  order: TestOrder,
+  times: { ready: string; out: string; delivered: string },
+): Promise<EventEnvelope[]> {
+  return [
+    await changeStatus(order, 'PLACED', 'CONFIRMED', times.ready),
+    await changeStatus(order, 'CONFIRMED', 'PREPARING', times.ready),
+    await changeStatus(order, 'PREPARING', 'READY', times.ready),
+    await changeStatus(order, 'READY', 'OUT_FOR_DELIVERY', times.out),
+    await changeStatus(order, 'OUT_FOR_DELIVERY', 'DELIVERED', times.delivered),
+  ];
+}
+
+/** Handles events again outside the inbox, as a rebuild or another transport would. */
+async function handleBypassingInbox(events: readonly EventEnvelope[]): Promise<void> {
+  const subscription = createAnalyticsSubscription({ clock: systemClock });
+  for (const event of events) {
+    await harness.testDb.database.typed<unknown>().transaction((trx) => subscription.handler(event, trx));
+  }
 }
 
 function getAnalytics(caller: OrdersCaller | undefined, query: Record<string, string>) {
@@ -158,11 +178,12 @@ beforeAll(async () => {
   const b = await placeOrder(eur, 500, '2030-03-01T10:10:00.000Z');
   const c = await placeOrder(eur, 300, '2030-03-01T10:15:00.000Z');
   await placeOrder(usd, 700, '2030-03-01T10:30:00.000Z');
-  delivered = await deliver(a, {
+  const events = await deliver(a, {
     ready: '2030-03-01T10:20:00.000Z',
     out: '2030-03-01T10:30:00.000Z',
     delivered: '2030-03-01T10:50:00.000Z',
   });
+  delivered = events[events.length - 1] as EventEnvelope;
   await deliver(b, {
     ready: '2030-03-01T10:40:00.000Z',
     out: '2030-03-01T10:45:00.000Z',
@@ -259,6 +280,84 @@ describe('getOrderAnalytics', () => {
     await harness.testDb.database.typed<unknown>().transaction((trx) => subscription.handler(delivered, trx));
     const response = await getAnalytics(staff, { outlet_id: eur.id, ...DAY });
     expect(response.json().totals).toEqual(EUR_DAY_TOTALS);
+  });
+
+  it('counts placements, milestones and cancellations once when every event is handled again bypassing the inbox', async () => {
+    const outlet = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+    // 2030-03-05: E 400 placed 09:05, ready 09:20 (prep 900 s), out 09:30, delivered 09:50
+    // (delivery 1200.5 s, rounded up); F 250 placed 09:10, cancelled 09:15.
+    const e = await placeOrder(outlet, 400, '2030-03-05T09:05:00.000Z');
+    const f = await placeOrder(outlet, 250, '2030-03-05T09:10:00.000Z');
+    const eEvents = await deliver(e, {
+      ready: '2030-03-05T09:20:00.000Z',
+      out: '2030-03-05T09:30:00.000Z',
+      delivered: '2030-03-05T09:50:00.500Z',
+    });
+    const cancelled = await cancelOrder(f, 250, 'EUR', '2030-03-05T09:15:00.000Z');
+    await harness.testApp.background.drainEvents();
+    const day = { outlet_id: outlet.id, from: '2030-03-05T00:00:00.000Z', to: '2030-03-06T00:00:00.000Z' };
+    const expected = {
+      orders_placed: 2,
+      orders_delivered: 1,
+      orders_cancelled: 1,
+      revenue: [{ currency: 'EUR', placed_value_minor: 650, revenue_minor: 400, cancelled_value_minor: 250 }],
+      prep_count: 1,
+      delivery_count: 1,
+      avg_prep_seconds: 900,
+      avg_delivery_seconds: 1201,
+    };
+    const before = await getAnalytics(admin, day);
+    expect(before.json().totals).toEqual(expected);
+
+    await handleBypassingInbox([e.placed, f.placed, ...eEvents, cancelled]);
+    const after = await getAnalytics(admin, day);
+    expect(after.json()).toEqual(before.json());
+  });
+
+  it('counts a placement that arrives after the order’s later events once, taking its total and currency', async () => {
+    const outlet = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+    // 2030-03-06: G 900 placed 08:55, its status changes seen first: ready 09:10, out 09:20, delivered 09:40.
+    const g = await placeOrder(outlet, 900, '2030-03-06T08:55:00.000Z');
+    const gEvents = await deliver(g, {
+      ready: '2030-03-06T09:10:00.000Z',
+      out: '2030-03-06T09:20:00.000Z',
+      delivered: '2030-03-06T09:40:00.000Z',
+    });
+    // Status changes first (the projection started mid-order), then everything
+    // through the inbox, placement first, then the placement once more.
+    await handleBypassingInbox(gEvents);
+    await harness.testApp.background.drainEvents();
+    await handleBypassingInbox([g.placed]);
+    const response = await getAnalytics(admin, {
+      outlet_id: outlet.id,
+      from: '2030-03-06T00:00:00.000Z',
+      to: '2030-03-07T00:00:00.000Z',
+    });
+    expect(response.json().buckets).toEqual([
+      {
+        start: '2030-03-06T08:00:00.000Z',
+        orders_placed: 1,
+        orders_delivered: 0,
+        orders_cancelled: 0,
+        revenue: [{ currency: 'EUR', placed_value_minor: 900, revenue_minor: 0, cancelled_value_minor: 0 }],
+        prep_count: 0,
+        delivery_count: 0,
+        avg_prep_seconds: null,
+        avg_delivery_seconds: null,
+      },
+      // Delivered before the projection knew the total or currency: counted, no money.
+      {
+        start: '2030-03-06T09:00:00.000Z',
+        orders_placed: 0,
+        orders_delivered: 1,
+        orders_cancelled: 0,
+        revenue: [],
+        prep_count: 1,
+        delivery_count: 1,
+        avg_prep_seconds: 900,
+        avg_delivery_seconds: 1200,
+      },
+    ]);
   });
 
   it('answers 404 orders.outlet_not_found for an outlet the staff member does not work at, or that does not exist', async () => {

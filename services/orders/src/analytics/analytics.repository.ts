@@ -45,86 +45,36 @@ export type AnalyticsSchema = {
 
 export type AnalyticsDb = Kysely<AnalyticsSchema>;
 
+/** A piece of SQL to splice into a statement. */
+type SqlFragment = ReturnType<typeof sql<unknown>>;
+
 /** The times an order passes that the projection counts from; each is recorded once. */
 export type OrderMilestone = 'ready_at' | 'out_for_delivery_at' | 'delivered_at' | 'cancelled_at';
 
-/** What the projection knows of an order when a milestone is first recorded. */
-export type OrderStateAtMilestone = {
+/** What a counted event adds to an outlet's hour bucket, as the handler computed it from the event. */
+export type BucketAddition = {
+  outletId: string;
+  hour: Date;
   currency: string | null;
-  totalMinor: number | null;
-  outForDeliveryAt: Date | null;
+  delta: HourlyDelta;
+  updatedAt: Date;
 };
 
 /**
- * Remembers a placed order's total. True only the first time for the order:
- * the caller counts the placement then and never again.
+ * What a newly set milestone adds to its hour bucket: `delta` is what the
+ * event itself tells; what only the projection remembers of the order is
+ * read from its state row by the same statement.
  */
-export async function recordPlacement(
-  db: AnalyticsDb,
-  order: { orderId: string; outletId: string; currency: string; totalMinor: number; placedAt: Date },
-): Promise<boolean> {
-  const row = await db
-    .insertInto('orders.analytics_order_state')
-    .values({
-      order_id: order.orderId,
-      outlet_id: order.outletId,
-      currency: order.currency,
-      total_minor: order.totalMinor,
-      placed_at: order.placedAt,
-      is_placement_counted: true,
-    })
-    // A row created by a later event (the projection started mid-order) still takes the total.
-    .onConflict((conflict) =>
-      conflict
-        .column('order_id')
-        .doUpdateSet((eb) => ({
-          currency: eb.ref('excluded.currency'),
-          total_minor: eb.ref('excluded.total_minor'),
-          is_placement_counted: true,
-        }))
-        .where('orders.analytics_order_state.is_placement_counted', '=', false),
-    )
-    .returning('order_id')
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
-/**
- * Sets one milestone of an order if it is not set yet, creating the state
- * row if the projection has not seen the order. Returns the order's state
- * when this call set it, undefined when it was already set (a replay).
- */
-export async function recordMilestone(
-  db: AnalyticsDb,
-  order: { orderId: string; outletId: string; placedAt: Date },
-  milestone: OrderMilestone,
-  at: Date,
-): Promise<OrderStateAtMilestone | undefined> {
-  const times: Record<OrderMilestone, Date | null> = {
-    ready_at: null,
-    out_for_delivery_at: null,
-    delivered_at: null,
-    cancelled_at: null,
-  };
-  times[milestone] = at;
-  const row = await db
-    .insertInto('orders.analytics_order_state')
-    .values({ order_id: order.orderId, outlet_id: order.outletId, placed_at: order.placedAt, ...times })
-    .onConflict((conflict) =>
-      conflict
-        .column('order_id')
-        .doUpdateSet((eb) => ({ [milestone]: eb.ref(`excluded.${milestone}`) }))
-        .where(`orders.analytics_order_state.${milestone}`, 'is', null),
-    )
-    .returning(['currency', 'total_minor', 'out_for_delivery_at'])
-    .executeTakeFirst();
-  if (row === undefined) return undefined;
-  return {
-    currency: row.currency,
-    totalMinor: row.total_minor === null ? null : Number(row.total_minor),
-    outForDeliveryAt: row.out_for_delivery_at,
-  };
-}
+export type MilestoneAddition = Omit<BucketAddition, 'currency'> & {
+  /** The bucket's currency; undefined: the order's remembered one (null when its placement was never seen). */
+  currency?: string;
+  /**
+   * Also adds the order's remembered total (0 when unknown) to revenue and,
+   * when it is known to have gone out for delivery, the seconds from then to
+   * the milestone as one delivery time.
+   */
+  isDelivery?: boolean;
+};
 
 const COUNTER_COLUMNS = {
   ordersPlaced: 'orders_placed',
@@ -141,42 +91,142 @@ const COUNTER_COLUMNS = {
 
 type CounterColumn = (typeof COUNTER_COLUMNS)[keyof typeof COUNTER_COLUMNS];
 
+const COUNTERS = Object.entries(COUNTER_COLUMNS) as [keyof HourlyDelta, CounterColumn][];
+
+// Each statement below writes the order's state row in a CTE named `counted`
+// that returns a row only when this call set what it records, and adds to the
+// hour bucket once per row of `counted`: one round trip per event, and the
+// set-once state row still keeps a replay that bypasses the inbox from
+// counting anything twice.
+
 /**
- * Adds `delta` to the outlet's bucket in one upsert: concurrent events of
- * different orders in the same hour serialise on the row and both land.
+ * Remembers a placed order's total and, the first time only, counts the
+ * placement in its hour bucket, in one statement.
  */
-export async function addToHourlyBucket(
+export async function recordPlacementIntoBucket(
   db: AnalyticsDb,
-  bucket: { outletId: string; hour: Date; currency: string | null; delta: HourlyDelta; updatedAt: Date },
+  order: { orderId: string; outletId: string; currency: string; totalMinor: number; placedAt: Date },
+  bucket: BucketAddition,
 ): Promise<void> {
-  const counters = {} as Record<CounterColumn, number>;
-  for (const [field, column] of Object.entries(COUNTER_COLUMNS) as [keyof HourlyDelta, CounterColumn][]) {
-    counters[column] = bucket.delta[field] ?? 0;
-  }
-  await db
-    .insertInto('orders.analytics_hourly')
-    .values({
-      outlet_id: bucket.outletId,
-      hour: bucket.hour,
-      currency: bucket.currency,
-      ...counters,
-      updated_at: bucket.updatedAt,
-    })
-    .onConflict((conflict) =>
-      conflict.columns(['outlet_id', 'hour']).doUpdateSet((eb) => {
-        const sums = {} as Record<CounterColumn, ReturnType<typeof sql<number>>>;
-        for (const column of Object.values(COUNTER_COLUMNS)) {
-          sums[column] =
-            sql<number>`${sql.ref(`analytics_hourly.${column}`)} + ${sql.ref(`excluded.${column}`)}`;
-        }
-        return {
-          ...sums,
-          currency: eb.fn.coalesce('orders.analytics_hourly.currency', 'excluded.currency'),
-          updated_at: eb.ref('excluded.updated_at'),
-        };
-      }),
+  await sql`
+    with counted as (
+      insert into orders.analytics_order_state as s (
+        order_id, outlet_id, currency, total_minor, placed_at, is_placement_counted
+      )
+      values (
+        ${order.orderId}::uuid, ${order.outletId}::uuid, ${order.currency}::char(3),
+        ${order.totalMinor}::bigint, ${order.placedAt}::timestamptz, true
+      )
+      -- A row created by a later event (the projection started mid-order) still takes the total.
+      on conflict (order_id) do update
+        set currency = excluded.currency, total_minor = excluded.total_minor, is_placement_counted = true
+        where s.is_placement_counted = false
+      returning s.order_id
     )
-    .execute();
+    ${addToHourlyBucketPerCounted({
+      ...bucket,
+      currency: sql`${bucket.currency}::char(3)`,
+      counters: givenCounters(bucket.delta),
+    })}
+  `.execute(db);
+}
+
+/**
+ * Sets one milestone of an order if it is not set yet, creating the state
+ * row if the projection has not seen the order, and only when this call set
+ * it adds `bucket` to the milestone's hour bucket, in one statement.
+ */
+export async function recordMilestoneIntoBucket(
+  db: AnalyticsDb,
+  order: { orderId: string; outletId: string; placedAt: Date },
+  milestone: OrderMilestone,
+  at: Date,
+  bucket: MilestoneAddition,
+): Promise<void> {
+  const counters = givenCounters(bucket.delta);
+  if (bucket.isDelivery === true) {
+    // The same rule as secondsBetween: whole seconds rounded half up, never
+    // negative (JavaScript dates, so the times are whole milliseconds).
+    const deliverySeconds = sql`greatest(0, floor(
+      extract(epoch from ${at}::timestamptz - counted.out_for_delivery_at) + 0.5
+    ))`;
+    const isTimed = sql`counted.out_for_delivery_at is not null`;
+    counters.revenue_minor = sql`${counters.revenue_minor} + coalesce(counted.total_minor, 0)`;
+    counters.delivery_seconds_total = sql`(${counters.delivery_seconds_total} + case when ${isTimed} then ${deliverySeconds} else 0 end)::bigint`;
+    counters.delivery_count = sql`${counters.delivery_count} + case when ${isTimed} then 1 else 0 end`;
+  }
+  await sql`
+    with counted as (
+      ${setMilestoneOnce(order, milestone, at)}
+      returning s.currency, s.total_minor, s.out_for_delivery_at
+    )
+    ${addToHourlyBucketPerCounted({
+      ...bucket,
+      currency: bucket.currency === undefined ? sql`counted.currency` : sql`${bucket.currency}::char(3)`,
+      counters,
+    })}
+  `.execute(db);
+}
+
+/** Sets one milestone of an order if it is not set yet; counts nothing. */
+export async function recordMilestone(
+  db: AnalyticsDb,
+  order: { orderId: string; outletId: string; placedAt: Date },
+  milestone: OrderMilestone,
+  at: Date,
+): Promise<void> {
+  await setMilestoneOnce(order, milestone, at).execute(db);
+}
+
+function setMilestoneOnce(
+  order: { orderId: string; outletId: string; placedAt: Date },
+  milestone: OrderMilestone,
+  at: Date,
+): SqlFragment {
+  return sql`
+    insert into orders.analytics_order_state as s (order_id, outlet_id, placed_at, ${sql.ref(milestone)})
+    values (${order.orderId}::uuid, ${order.outletId}::uuid, ${order.placedAt}::timestamptz, ${at}::timestamptz)
+    on conflict (order_id) do update
+      set ${sql.ref(milestone)} = ${sql.ref(`excluded.${milestone}`)}
+      where ${sql.ref(`s.${milestone}`)} is null`;
+}
+
+/** Every counter as the parameter `delta` gives it, 0 when absent. */
+function givenCounters(delta: HourlyDelta): Record<CounterColumn, SqlFragment> {
+  const counters = {} as Record<CounterColumn, SqlFragment>;
+  for (const [field, column] of COUNTERS) counters[column] = sql`${delta[field] ?? 0}::bigint`;
+  return counters;
+}
+
+/**
+ * Adds `counters` to the outlet's bucket once per row of the `counted` CTE
+ * (none or one), as one upsert: concurrent events of different orders in the
+ * same hour serialise on the row and both land. `currency` and `counters`
+ * may refer to `counted`.
+ */
+function addToHourlyBucketPerCounted(bucket: {
+  outletId: string;
+  hour: Date;
+  currency: SqlFragment;
+  counters: Record<CounterColumn, SqlFragment>;
+  updatedAt: Date;
+}): SqlFragment {
+  const columns = COUNTERS.map(([, column]) => column);
+  return sql`
+    insert into orders.analytics_hourly as h (
+      outlet_id, hour, currency, ${sql.join(columns.map((column) => sql.ref(column)))}, updated_at
+    )
+    select ${bucket.outletId}::uuid, ${bucket.hour}::timestamptz, ${bucket.currency},
+      ${sql.join(columns.map((column) => bucket.counters[column]))}, ${bucket.updatedAt}::timestamptz
+    from counted
+    on conflict (outlet_id, hour) do update set
+      ${sql.join(
+        columns.map(
+          (column) => sql`${sql.ref(column)} = ${sql.ref(`h.${column}`)} + ${sql.ref(`excluded.${column}`)}`,
+        ),
+      )},
+      currency = coalesce(h.currency, excluded.currency),
+      updated_at = excluded.updated_at`;
 }
 
 export async function hasOutlet(db: AnalyticsDb, outletId: string): Promise<boolean> {

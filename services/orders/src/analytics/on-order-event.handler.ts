@@ -14,11 +14,11 @@ import type { Subscription } from '@keel/platform/outbox';
 import {
   type AnalyticsDb,
   type AnalyticsSchema,
-  addToHourlyBucket,
   recordMilestone,
-  recordPlacement,
+  recordMilestoneIntoBucket,
+  recordPlacementIntoBucket,
 } from './analytics.repository.ts';
-import { type HourlyDelta, hourBucketOf, secondsBetween } from './analytics.ts';
+import { hourBucketOf, secondsBetween } from './analytics.ts';
 
 export const ANALYTICS_SUBSCRIPTION_NAME = 'orders.analytics';
 
@@ -54,21 +54,23 @@ async function projectOrderEvent(trx: AnalyticsDb, event: EventEnvelope, now: Da
 
 async function projectPlaced(trx: AnalyticsDb, payload: OrderPlacedPayload, now: Date): Promise<void> {
   const placedAt = new Date(payload.placedAt);
-  const isFirst = await recordPlacement(trx, {
-    orderId: payload.orderId,
-    outletId: payload.outletId,
-    currency: payload.currency,
-    totalMinor: payload.totalMinor,
-    placedAt,
-  });
-  if (!isFirst) return;
-  await addToHourlyBucket(trx, {
-    outletId: payload.outletId,
-    hour: hourBucketOf(placedAt),
-    currency: payload.currency,
-    delta: { ordersPlaced: 1, placedValueMinor: payload.totalMinor },
-    updatedAt: now,
-  });
+  await recordPlacementIntoBucket(
+    trx,
+    {
+      orderId: payload.orderId,
+      outletId: payload.outletId,
+      currency: payload.currency,
+      totalMinor: payload.totalMinor,
+      placedAt,
+    },
+    {
+      outletId: payload.outletId,
+      hour: hourBucketOf(placedAt),
+      currency: payload.currency,
+      delta: { ordersPlaced: 1, placedValueMinor: payload.totalMinor },
+      updatedAt: now,
+    },
+  );
 }
 
 async function projectStatusChanged(
@@ -82,34 +84,26 @@ async function projectStatusChanged(
     placedAt: new Date(payload.placedAt),
   };
   const changedAt = new Date(payload.changedAt);
-  let delta: HourlyDelta;
-  let currency: string | null;
+  const bucket = { outletId: payload.outletId, hour: hourBucketOf(changedAt), updatedAt: now };
   switch (payload.to) {
-    case 'READY': {
-      const state = await recordMilestone(trx, order, 'ready_at', changedAt);
-      if (state === undefined) return;
-      delta = { prepSecondsTotal: secondsBetween(order.placedAt, changedAt), prepCount: 1 };
-      currency = state.currency;
-      break;
-    }
+    case 'READY':
+      // Counted in the order's remembered currency.
+      return recordMilestoneIntoBucket(trx, order, 'ready_at', changedAt, {
+        ...bucket,
+        delta: { prepSecondsTotal: secondsBetween(order.placedAt, changedAt), prepCount: 1 },
+      });
     case 'OUT_FOR_DELIVERY':
       // Only remembered: the delivery time is counted when the order arrives.
-      await recordMilestone(trx, order, 'out_for_delivery_at', changedAt);
-      return;
-    case 'DELIVERED': {
-      const state = await recordMilestone(trx, order, 'delivered_at', changedAt);
-      if (state === undefined) return;
-      delta = {
-        ordersDelivered: 1,
-        // Unknown (0) only for orders placed before the projection existed.
-        revenueMinor: state.totalMinor ?? 0,
-        ...(state.outForDeliveryAt === null
-          ? {}
-          : { deliverySecondsTotal: secondsBetween(state.outForDeliveryAt, changedAt), deliveryCount: 1 }),
-      };
-      currency = state.currency;
-      break;
-    }
+      return recordMilestone(trx, order, 'out_for_delivery_at', changedAt);
+    case 'DELIVERED':
+      // Revenue is the remembered total, unknown (0) only for orders placed
+      // before the projection existed; the delivery time runs from the
+      // remembered dispatch, when there was one. Both are read in the statement.
+      return recordMilestoneIntoBucket(trx, order, 'delivered_at', changedAt, {
+        ...bucket,
+        delta: { ordersDelivered: 1 },
+        isDelivery: true,
+      });
     // Cancellations are counted from `order_cancelled`, which carries the total;
     // counting a status change to CANCELLED as well would count them twice.
     case 'CANCELLED':
@@ -120,29 +114,21 @@ async function projectStatusChanged(
     default:
       return assertNever(payload.to);
   }
-  await addToHourlyBucket(trx, {
-    outletId: payload.outletId,
-    hour: hourBucketOf(changedAt),
-    currency,
-    delta,
-    updatedAt: now,
-  });
 }
 
 async function projectCancelled(trx: AnalyticsDb, payload: OrderCancelledPayload, now: Date): Promise<void> {
   const cancelledAt = new Date(payload.cancelledAt);
-  const state = await recordMilestone(
+  await recordMilestoneIntoBucket(
     trx,
     { orderId: payload.orderId, outletId: payload.outletId, placedAt: new Date(payload.placedAt) },
     'cancelled_at',
     cancelledAt,
+    {
+      outletId: payload.outletId,
+      hour: hourBucketOf(cancelledAt),
+      currency: payload.currency,
+      delta: { ordersCancelled: 1, cancelledValueMinor: payload.totalMinor },
+      updatedAt: now,
+    },
   );
-  if (state === undefined) return;
-  await addToHourlyBucket(trx, {
-    outletId: payload.outletId,
-    hour: hourBucketOf(cancelledAt),
-    currency: payload.currency,
-    delta: { ordersCancelled: 1, cancelledValueMinor: payload.totalMinor },
-    updatedAt: now,
-  });
 }
