@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { sql } from '../db/index.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
 import { AUDIT_APPEND_ONLY_SQLSTATE } from './audit.errors.ts';
 import { buildAuditEvent, recordCommitted } from './audit.factories.ts';
 import { sealAuditEvents } from './audit.sealer.ts';
-import { listAuditEvents, recordAuditEvent } from './audit.service.ts';
+import { listAuditEvents, recordAuditEvent, recordAuditEventWhen } from './audit.service.ts';
+import { verifyAuditChain } from './audit.verify.ts';
 
 let testDb: TestDatabase;
 
@@ -279,5 +281,66 @@ describe('listAuditEvents', () => {
         code: 'audit.invalid_limit',
       });
     }
+  });
+});
+
+describe('recordAuditEventWhen', () => {
+  async function recordInStatement(
+    event: ReturnType<typeof buildAuditEvent>,
+    isWritten: boolean,
+  ): Promise<void> {
+    await testDb.database.typed<unknown>().autocommit((writer) =>
+      sql`with changed as (select 1 where ${isWritten}::boolean),
+          audited as (${recordAuditEventWhen(event, sql`select 1 from changed`)})
+          select 1`.execute(writer),
+    );
+  }
+
+  it('stores exactly what recordAuditEvent stores (redacted, truncated) when its condition selects a row', async () => {
+    const input = {
+      ip: '192.0.2.7',
+      userAgent: 'y'.repeat(600),
+      changes: { password: { from: 'old', to: 'new' }, plan: { from: 'free', to: 'pro' } },
+      occurredAt: new Date('2025-06-02T08:00:00.000Z'),
+    };
+    const inStatement = buildAuditEvent(input);
+    const inTransaction = buildAuditEvent({ ...input, resourceId: `${inStatement.resourceId}-trx` });
+    await recordInStatement(inStatement, true);
+    await recordCommitted(testDb.database, [inTransaction]);
+
+    const [stored] = (
+      await listAuditEvents(testDb.database, { resourceId: inStatement.resourceId as string, limit: 5 })
+    ).events;
+    const [reference] = (
+      await listAuditEvents(testDb.database, { resourceId: inTransaction.resourceId as string, limit: 5 })
+    ).events;
+    expect(stored).toEqual({
+      ...reference,
+      id: expect.stringMatching(/^\d+$/),
+      resourceId: inStatement.resourceId,
+      requestId: inStatement.requestId,
+      actorId: inStatement.actorId,
+    });
+    expect(stored?.changes).toEqual({ password: '[redacted]', plan: { from: 'free', to: 'pro' } });
+    expect(stored?.userAgent).toHaveLength(512);
+  });
+
+  it('writes nothing when its condition selects nothing', async () => {
+    const event = buildAuditEvent();
+    await recordInStatement(event, false);
+    expect(await countEvents('resource_id', event.resourceId as string)).toBe(0);
+  });
+
+  it('queues the event for sealing like any other, and the sealed chain verifies', async () => {
+    const event = buildAuditEvent({ occurredAt: undefined });
+    await recordInStatement(event, true);
+    const pending = await testDb.database.pool.query(
+      `select 1 from platform.audit_pending_seals p join platform.audit_events e on e.id = p.event_id
+       where e.resource_id = $1`,
+      [event.resourceId],
+    );
+    expect(pending.rowCount).toBe(1);
+    while ((await sealAuditEvents(testDb.database, 500)).sealed > 0);
+    expect(await verifyAuditChain(testDb.database)).toMatchObject({ ok: true, unsealed: 0 });
   });
 });

@@ -1,5 +1,6 @@
-import type { ColumnType, GeneratedAlways, Kysely, Selectable } from 'kysely';
+import type { ColumnType, GeneratedAlways, Kysely, RawBuilder, Selectable } from 'kysely';
 import { sql } from 'kysely';
+import { insertRowsWhen } from '../db/conditional-insert.ts';
 import type { SealedEventColumns } from './audit.chain.ts';
 import type {
   AuditActorType,
@@ -66,22 +67,37 @@ const SEALED_COLUMNS = sql`
 export async function insertAuditEvent(db: Kysely<AuditTables>, row: AuditEventRow): Promise<string> {
   const inserted = await db
     .insertInto('platform.audit_events')
-    .values({
-      ...(row.occurredAt === undefined ? {} : { occurred_at: row.occurredAt }),
-      actor_type: row.actorType,
-      actor_id: row.actorId,
-      action: row.action,
-      resource_type: row.resourceType,
-      resource_id: row.resourceId,
-      outcome: row.outcome,
-      request_id: row.requestId,
-      ip: row.ip,
-      user_agent: row.userAgent,
-      changes: row.changes === null ? null : JSON.stringify(row.changes),
-    })
+    .values({ ...toColumns(row), changes: row.changes === null ? null : JSON.stringify(row.changes) })
     .returning('id')
     .executeTakeFirstOrThrow();
   return inserted.id;
+}
+
+/**
+ * The same insert as a data-modifying CTE of the caller's statement, written
+ * only if `condition` selects anything (see `insertRowsWhen`); the trigger
+ * queues it for sealing as it does any insert.
+ */
+export function auditEventInsertWhen(
+  row: AuditEventRow,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return insertRowsWhen('platform.audit_events', [{ ...toColumns(row), changes: row.changes }], condition);
+}
+
+function toColumns(row: AuditEventRow) {
+  return {
+    ...(row.occurredAt === undefined ? {} : { occurred_at: row.occurredAt }),
+    actor_type: row.actorType,
+    actor_id: row.actorId,
+    action: row.action,
+    resource_type: row.resourceType,
+    resource_id: row.resourceId,
+    outcome: row.outcome,
+    request_id: row.requestId,
+    ip: row.ip,
+    user_agent: row.userAgent,
+  };
 }
 
 const EVENT_COLUMNS = [

@@ -1,7 +1,13 @@
+import type { RawBuilder } from 'kysely';
 import type { AnyTransaction, Database } from '../db/database.ts';
 import { asPlatformTables } from '../db/database.ts';
 import { invalidLimit } from './audit.errors.ts';
-import { type AuditTables, findAuditEvents, insertAuditEvent } from './audit.repository.ts';
+import {
+  type AuditTables,
+  auditEventInsertWhen,
+  findAuditEvents,
+  insertAuditEvent,
+} from './audit.repository.ts';
 import {
   type AuditEventFilters,
   type AuditEventInput,
@@ -35,6 +41,25 @@ import {
 export async function recordAuditEvent(trx: AnyTransaction, event: AuditEventInput): Promise<{ id: string }> {
   const id = await insertAuditEvent(asPlatformTables<AuditTables>(trx), toAuditEventRow(event));
   return { id };
+}
+
+/**
+ * `recordAuditEvent` for a write that is one statement: a CTE to embed in
+ * it, recording the event (redacted and normalised the same way) only if
+ * `condition` selects anything, so the event commits with the write it
+ * describes, in the same statement.
+ *
+ * @example
+ * await db.autocommit((writer) => sql`
+ *   with changed as (update app.users set email = ${email} where id = ${id} returning id),
+ *   audited as (${recordAuditEventWhen(event, sql`select 1 from changed`)})
+ *   select exists (select 1 from changed) as is_changed`.execute(writer));
+ */
+export function recordAuditEventWhen(
+  event: AuditEventInput,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return auditEventInsertWhen(toAuditEventRow(event), condition);
 }
 
 /**

@@ -15,7 +15,7 @@ export {
   sealAuditEvents,
   startAuditSealer,
 } from './audit.sealer.ts';
-export { listAuditEvents, recordAuditEvent } from './audit.service.ts';
+export { listAuditEvents, recordAuditEvent, recordAuditEventWhen } from './audit.service.ts';
 export type {
   AuditActorType,
   AuditEvent,

@@ -3,11 +3,13 @@ export {
   type Generated,
   type Insertable,
   type Kysely,
+  type RawBuilder,
   type Selectable,
   sql,
   type Transaction,
 } from 'kysely';
 export { type CommitSignals, createCommitSignals } from './commit-signals.ts';
+export { type ColumnValues, insertRowsWhen } from './conditional-insert.ts';
 export {
   type AnyTransaction,
   type AnyWriter,
