@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CANCEL_PAYMENT_INTENT_QUEUE,
   CREATE_PAYMENT_INTENT_QUEUE,
+  EXPIRE_HOLD_QUEUE,
   ISSUE_REFUND_QUEUE,
   STUCK_PAYMENT_AFTER_SECONDS,
 } from '../src/booking/booking.ts';
@@ -126,6 +127,33 @@ function intentJobsFor(paymentId: string): Promise<number> {
   );
 }
 
+/** Hold-expiry jobs queued for this consultation, in any state. */
+function expiryJobsFor(consultationId: string): Promise<number> {
+  return countRows(
+    database(),
+    'select count(*) as value from pgboss.job where name = $1 and singleton_key = $2',
+    [EXPIRE_HOLD_QUEUE, consultationId],
+  );
+}
+
+/** Clinical-access entries recording a write of this consultation. */
+function clinicalWritesOf(consultationId: string): Promise<number> {
+  return countRows(
+    database(),
+    `select count(*) as value from platform.audit_events
+     where action = 'telemedicine.consultation_written' and changes->>'resource_id' = $1`,
+    [consultationId],
+  );
+}
+
+async function nextAvailableAt(doctorId: string): Promise<Date | null> {
+  const result = await database().pool.query<{ next_available_at: Date | null }>(
+    'select next_available_at from telemedicine.doctors where id = $1',
+    [doctorId],
+  );
+  return result.rows[0]?.next_available_at ?? null;
+}
+
 /** The payer confirms at the gateway; the webhooks it raised are then delivered, once each. */
 async function pay(intentId: string | null, method: GatewayPaymentMethod = 'pm_card_ok'): Promise<void> {
   if (intentId === null) throw new Error('the booking has no payment intent');
@@ -193,8 +221,9 @@ describe('booking', () => {
     const { slots } = await doctorWithSlots();
     const slotId = requireSlot(slots);
     const patient = await signInBookingPatient();
+    const key = randomUUID();
 
-    const response = await postBooking(harness.testApp, patient, bookingRequest(slotId));
+    const response = await postBooking(harness.testApp, patient, bookingRequest(slotId), key);
 
     expect(response.statusCode, response.body).toBe(201);
     const body = response.json();
@@ -226,6 +255,79 @@ describe('booking', () => {
     const intent = payments.gateway.findIntent(intentOfSecret(body.payment.client_secret) ?? '');
     expect(intent).toMatchObject({ amount: FEE, currency: 'eur', status: 'requires_payment' });
     expect(intent?.metadata).toEqual({ consultation_id: body.consultation.id, payment_id: body.payment.id });
+    // The reason is clinical data: its write is in the patient's access log.
+    expect(await clinicalWritesOf(body.consultation.id)).toBe(1);
+    // The hold's expiry is queued, due when the hold runs out.
+    expect(await expiryJobsFor(body.consultation.id)).toBe(1);
+
+    // The key replays exactly what the booking answered, client secret included.
+    const replay = await postBooking(harness.testApp, patient, bookingRequest(slotId), key);
+    expect(replay.statusCode).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.json()).toEqual(body);
+  });
+
+  it('writes no access-log entry for a booking without a reason', async () => {
+    const { slots } = await doctorWithSlots();
+    const { reason: _, ...withoutReason } = bookingRequest(requireSlot(slots));
+
+    const response = await postBooking(harness.testApp, await signInBookingPatient(), withoutReason);
+
+    expect(response.statusCode, response.body).toBe(201);
+    expect(await clinicalWritesOf(response.json().consultation.id)).toBe(0);
+  });
+
+  it("moves the doctor's next available time past the slot it holds, and back when the hold is released", async () => {
+    const startsAt = nextDayAtUtc(9, 3);
+    const { doctor, slots } = await doctorWithSlots(2, startsAt);
+    const booking = await bookOk(harness.testApp, await signInBookingPatient(), requireSlot(slots));
+
+    // The second slot starts 30 minutes after the first.
+    expect(await nextAvailableAt(doctor.account.id)).toEqual(new Date(startsAt.getTime() + 30 * 60_000));
+
+    nowMs += (HOLD_MINUTES + 1) * 60_000;
+    await runExpireHold(booking.consultation.id);
+    expect(await nextAvailableAt(doctor.account.id)).toEqual(startsAt);
+  });
+
+  it('answers with the booking as it is when the hold runs out while the gateway makes the intent', async () => {
+    const { slots } = await doctorWithSlots();
+    const slotId = requireSlot(slots);
+    const patient = await signInBookingPatient();
+    const key = randomUUID();
+    await gatewayJobsIdle();
+    payments.gateway.delayNextRequests(1, 1500);
+
+    const booking = postBooking(harness.testApp, patient, bookingRequest(slotId), key);
+    // Step 1 has committed and the request now waits for the gateway: the hold runs out.
+    const consultationId = await eventually(
+      async () =>
+        (
+          await database().pool.query<{ id: string }>(
+            'select id from telemedicine.consultations where slot_id = $1',
+            [slotId],
+          )
+        ).rows[0]?.id,
+      (id) => id !== undefined,
+    );
+    nowMs += (HOLD_MINUTES + 1) * 60_000;
+    await runExpireHold(consultationId ?? '');
+    const response = await booking;
+
+    expect(response.statusCode, response.body).toBe(201);
+    const body = response.json();
+    expect(body.consultation).toMatchObject({ id: consultationId, status: 'EXPIRED' });
+    expect(body.payment).toMatchObject({ status: 'CANCELLED' });
+    expect(await slotRow(database(), slotId)).toEqual({ status: 'OPEN', hold_expires_at: null });
+    // The intent made meanwhile must not take money: it is cancelled at the gateway.
+    const intentId = (await paymentOf(database(), consultationId ?? '')).provider_intent_id ?? '';
+    await eventually(
+      async () => payments.gateway.findIntent(intentId)?.status,
+      (status) => status === 'canceled',
+    );
+    const replay = await postBooking(harness.testApp, patient, bookingRequest(slotId), key);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.json()).toEqual(body);
   });
 
   it('schedules the consultation and books the slot when the payment succeeds', async () => {

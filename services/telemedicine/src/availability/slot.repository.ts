@@ -1,4 +1,4 @@
-import { type Kysely, sql } from '@keel/platform/db';
+import { type Kysely, type RawBuilder, sql } from '@keel/platform/db';
 import type { SlotStatus, TelemedicineSchema } from '../database.ts';
 import type { Slot } from './schedule.ts';
 
@@ -14,10 +14,7 @@ export async function refreshNextAvailableAt(
   doctorId: string,
   now: Date,
 ): Promise<void> {
-  const earliestOpen = sql<Date | null>`(
-    select min(s.starts_at) from telemedicine.slots s
-    where s.doctor_id = ${doctorId} and s.status = 'OPEN' and s.starts_at > ${now}
-  )`;
+  const earliestOpen = earliestOpenSlot(doctorId, now, undefined);
   // Only a real change writes the row: a materialiser run that changed
   // nothing must not churn the doctor row (or wait on its lock).
   await trx
@@ -26,6 +23,35 @@ export async function refreshNextAvailableAt(
     .where('id', '=', doctorId)
     .where(sql<boolean>`next_available_at is distinct from ${earliestOpen}`)
     .execute();
+}
+
+/**
+ * `refreshNextAvailableAt` as a CTE of the statement that takes slot
+ * `takenSlotId` out of OPEN, run only if `condition` selects anything. Every
+ * part of a statement sees the rows as they were before it, so the slot it
+ * takes still looks OPEN here: it is left out by id.
+ */
+export function nextAvailableRefreshWhen(
+  doctorId: string,
+  now: Date,
+  takenSlotId: string,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  const earliestOpen = earliestOpenSlot(doctorId, now, takenSlotId);
+  return sql`update telemedicine.doctors set next_available_at = ${earliestOpen}
+    where id = ${doctorId}::uuid and next_available_at is distinct from ${earliestOpen} and exists (${condition})`;
+}
+
+function earliestOpenSlot(
+  doctorId: string,
+  now: Date,
+  excluding: string | undefined,
+): RawBuilder<Date | null> {
+  return sql<Date | null>`(
+    select min(s.starts_at) from telemedicine.slots s
+    where s.doctor_id = ${doctorId}::uuid and s.status = 'OPEN' and s.starts_at > ${now}::timestamptz
+      ${excluding === undefined ? sql`` : sql`and s.id <> ${excluding}::uuid`}
+  )`;
 }
 
 type SlotRow = { id: string; doctor_id: string; starts_at: Date; ends_at: Date; status: SlotStatus };

@@ -1,4 +1,8 @@
-import { type Selectable, sql } from '@keel/platform/db';
+import { insertRowsWhen, type Selectable, sql } from '@keel/platform/db';
+import type { ClaimCompletionSql } from '@keel/platform/idempotency';
+import type { PreparedEvent } from '@keel/platform/outbox';
+import { nextAvailableRefreshWhen } from '../availability/slot.repository.ts';
+import { type ClinicalAccess, clinicalAccessInsertWhen } from '../compliance/clinical-access.ts';
 import { toConsultationInsert } from '../consultations/consultation.repository.ts';
 import type { ConsultationRecord } from '../consultations/consultation.ts';
 import type {
@@ -77,20 +81,6 @@ export async function lockSlots(trx: TelemedicineDb, ids: readonly string[]): Pr
   }));
 }
 
-/** OPEN → HELD until `holdExpiresAt`. False if the slot was not OPEN. */
-export async function updateSlotHeld(
-  trx: TelemedicineDb,
-  change: { id: string; holdExpiresAt: Date },
-): Promise<boolean> {
-  const result = await trx
-    .updateTable('telemedicine.slots')
-    .set((eb) => ({ status: 'HELD', hold_expires_at: change.holdExpiresAt, version: eb('version', '+', 1) }))
-    .where('id', '=', change.id)
-    .where('status', '=', 'OPEN')
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
-}
-
 /** `from` → BOOKED (a paid hold, or an open slot taken by a reschedule). False if it was in neither. */
 export async function updateSlotBooked(
   trx: TelemedicineDb,
@@ -163,39 +153,67 @@ export type NewConsent = {
 };
 
 /**
- * A new booking's rows, consultation, payment and consents, in one statement
- * (data-modifying CTEs): a booking is the hot write path, and each statement
- * is a round trip with the slot's row lock held. The foreign keys from
- * payment and consents to the consultation are checked at the end of the
- * statement, when all three rows exist.
+ * Holds the slot (OPEN → HELD until `holdExpiresAt`) and, only if that took,
+ * writes the booking: consultation, payment, consents, its event, the
+ * clinical-access audit row when the booking carries a reason, and the
+ * doctor's `next_available_at`. One statement, so it can run as its own
+ * transaction (`Db.autocommit`): no BEGIN and COMMIT round trips, and the
+ * slot's and the doctor's row locks are released as it ends. Returns false,
+ * having written nothing, when the slot was not OPEN.
+ *
+ * The conditional update is the lock and the check: a racer blocks on the
+ * winner's row lock, then finds the slot no longer OPEN. The partial unique
+ * index on live consultations per slot still guards the invariant should a
+ * writer ever leave slot status and consultations out of step. Foreign keys
+ * from payment and consents to the consultation are checked at the end of
+ * the statement, when all rows exist.
  */
-export async function insertBooking(
-  trx: TelemedicineDb,
-  booking: { consultation: ConsultationRecord; payment: PaymentRecord; consents: NewConsent[]; at: Date },
-): Promise<void> {
-  const { payment, at } = booking;
-  await trx
-    .with('consultation', (db) =>
-      db.insertInto('telemedicine.consultations').values(toConsultationInsert(booking.consultation)),
-    )
-    .with('payment', (db) =>
-      db.insertInto('telemedicine.payments').values({
-        id: payment.id,
-        consultation_id: payment.consultationId,
-        patient_id: payment.patientId,
-        provider: payment.provider,
-        provider_intent_id: payment.providerIntentId,
-        client_secret: payment.clientSecret,
-        amount_minor: payment.amountMinor,
-        currency: payment.currency,
-        status: payment.status,
-        created_at: at,
-        updated_at: at,
-      }),
-    )
-    .insertInto('telemedicine.consents')
-    .values(
-      booking.consents.map((consent) => ({
+export async function insertBookingHoldingSlot(
+  writer: TelemedicineDb,
+  hold: {
+    consultation: ConsultationRecord;
+    payment: PaymentRecord;
+    consents: readonly NewConsent[];
+    holdExpiresAt: Date;
+    at: Date;
+    /** `consultation_booked`, written only with the booking. */
+    event: PreparedEvent;
+    /** The clinical-access audit entry, when the booking writes clinical data (a reason). */
+    access: ClinicalAccess | undefined;
+  },
+): Promise<boolean> {
+  const { consultation, payment, at } = hold;
+  const isHeld = sql`select 1 from held`;
+  const result = await sql<{ is_held: boolean }>`
+    with held as (
+      update telemedicine.slots
+      set status = 'HELD', hold_expires_at = ${hold.holdExpiresAt}::timestamptz, version = version + 1
+      where id = ${consultation.slotId}::uuid and status = 'OPEN'
+      returning id
+    ),
+    consultation as (${insertRowsWhen('telemedicine.consultations', [toConsultationInsert(consultation)], isHeld)}),
+    payment as (${insertRowsWhen(
+      'telemedicine.payments',
+      [
+        {
+          id: payment.id,
+          consultation_id: payment.consultationId,
+          patient_id: payment.patientId,
+          provider: payment.provider,
+          provider_intent_id: payment.providerIntentId,
+          client_secret: payment.clientSecret,
+          amount_minor: payment.amountMinor,
+          currency: payment.currency,
+          status: payment.status,
+          created_at: at,
+          updated_at: at,
+        },
+      ],
+      isHeld,
+    )}),
+    consents as (${insertRowsWhen(
+      'telemedicine.consents',
+      hold.consents.map((consent) => ({
         id: consent.id,
         patient_id: consent.patientId,
         consultation_id: consent.consultationId,
@@ -203,8 +221,13 @@ export async function insertBooking(
         version: consent.version,
         given_at: consent.givenAt,
       })),
-    )
-    .execute();
+      isHeld,
+    )}),
+    next_available as (${nextAvailableRefreshWhen(consultation.doctorId, at, consultation.slotId, isHeld)}),
+    ${hold.access === undefined ? sql`` : sql`access as (${clinicalAccessInsertWhen(hold.access, isHeld)}),`}
+    ${hold.event.insertWhen(isHeld)}
+    select exists (select 1 from held) as is_held`.execute(writer);
+  return result.rows[0]?.is_held === true;
 }
 
 /**
@@ -290,6 +313,50 @@ export async function updatePaymentIntentRecorded(
     .returning(PAYMENT_COLUMNS)
     .executeTakeFirst();
   return row === undefined ? undefined : toPayment(row);
+}
+
+/**
+ * Step 2's common case in one statement: records the intent on a payment
+ * still CREATING with none yet and, only if the consultation is still at
+ * `consultation.version` (nothing moved the booking since step 1), stores the
+ * response under the request's idempotency claim, if any. True when all of
+ * that happened: the booking is then exactly what step 1 wrote plus the
+ * intent. False otherwise, having recorded at most the intent; the caller
+ * then reads what is true now.
+ */
+export async function updateFreshPaymentIntentRecorded(
+  writer: TelemedicineDb,
+  change: {
+    id: string;
+    intentId: string;
+    clientSecret: string;
+    at: Date;
+    consultation: { id: string; version: number };
+    claim: ClaimCompletionSql | undefined;
+  },
+): Promise<boolean> {
+  const { claim } = change;
+  const result = await sql<{ is_settled: boolean }>`
+    with recorded as (
+      update telemedicine.payments
+      set provider_intent_id = ${change.intentId}::text, client_secret = ${change.clientSecret}::text,
+          status = 'REQUIRES_PAYMENT', version = version + 1, updated_at = ${change.at}::timestamptz
+      where id = ${change.id}::uuid and status = 'CREATING' and provider_intent_id is null
+      returning consultation_id
+    ),
+    unchanged as (
+      select 1 from recorded r join telemedicine.consultations c on c.id = r.consultation_id
+      where c.id = ${change.consultation.id}::uuid and c.version = ${change.consultation.version}::int
+    )${
+      claim === undefined
+        ? sql`
+    select exists (select 1 from unchanged) as is_settled`
+        : sql`,
+    held_claim as (${claim.heldClaim}),
+    completed as (${claim.completeWhen(sql`select 1 from unchanged, held_claim`)})
+    select exists (select 1 from unchanged) and exists (select 1 from held_claim) as is_settled`
+    }`.execute(writer);
+  return result.rows[0]?.is_settled === true;
 }
 
 /** `from` → `to`; undefined when the payment was in none of `from` (the move already happened, or a later one). */

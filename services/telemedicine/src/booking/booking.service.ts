@@ -4,12 +4,12 @@ import { isUniqueViolation } from '@keel/platform/db';
 import { isAppError } from '@keel/platform/errors';
 import type { Principal } from '@keel/platform/http';
 import type { IdempotencyClaim, StoredResponse } from '@keel/platform/idempotency';
-import { emitEvent } from '@keel/platform/outbox';
+import { emitEvent, prepareEvent } from '@keel/platform/outbox';
 import { consultationNotFound, patientProfileRequired } from '../access/access.errors.ts';
 import { relationTo } from '../access/consultation-access.ts';
 import { TELEMEDICINE_PERMISSIONS } from '../access/telemedicine-permissions.ts';
 import { refreshNextAvailableAt } from '../availability/slot.repository.ts';
-import { type RequestOrigin, recordClinicalAccess } from '../compliance/clinical-access.ts';
+import type { RequestOrigin } from '../compliance/clinical-access.ts';
 import type { TelemedicineSettings } from '../composition-root.ts';
 import { invalidTransition } from '../consultations/consultation.errors.ts';
 import {
@@ -24,7 +24,7 @@ import {
   type ConsultationRecord,
   isCancellable,
 } from '../consultations/consultation.ts';
-import type { CancelledBy, TelemedicineDatabase } from '../database.ts';
+import type { CancelledBy, TelemedicineDatabase, TelemedicineDb } from '../database.ts';
 import { fieldAad } from '../encrypted-columns.ts';
 import type { PaymentIntent, PaymentProvider } from '../payments/payment-provider.ts';
 import {
@@ -39,12 +39,12 @@ import {
   findPaymentByConsultation,
   findPaymentById,
   hasPatientProfile,
-  insertBooking,
+  insertBookingHoldingSlot,
   lockSlots,
+  updateFreshPaymentIntentRecorded,
   updatePaymentIntentRecorded,
   updatePaymentStatus,
   updateSlotBooked,
-  updateSlotHeld,
   updateSlotReleased,
 } from './booking.repository.ts';
 import {
@@ -96,10 +96,11 @@ export function createBookingService(deps: BookingServiceDependencies) {
   const { db, clock, ids, jobs, logger, encryption, provider, settings } = deps;
 
   /**
-   * Step 1 of the saga, in one transaction: hold the slot and write
-   * everything the booking is (consultation, payment, consents, event, audit,
-   * jobs). A retried or duplicated booking of a slot this patient already
-   * holds gets that booking back instead of a 409.
+   * Step 1 of the saga: hold the slot and write everything the booking is
+   * (consultation, payment, consents, event, audit), in one statement
+   * (`insertBookingHoldingSlot`). `isNew` is false when the slot was already
+   * this patient's: a retried or duplicated booking gets that booking back
+   * instead of a 409.
    */
   async function holdSlot(
     principal: Principal,
@@ -107,88 +108,31 @@ export function createBookingService(deps: BookingServiceDependencies) {
     slot: { id: string; doctorId: string; startsAt: Date; endsAt: Date; feeMinor: number; currency: string },
     specialty: string,
     origin: RequestOrigin,
-  ): Promise<Booking> {
+  ): Promise<{ booking: Booking; isNew: boolean }> {
     const now = clock.now();
-    try {
-      return await db.transaction(async (trx) => {
-        const holdExpiresAt = new Date(now.getTime() + settings.holdMinutes * 60_000);
-        // The conditional update is the lock and the check in one statement:
-        // a racer blocks on the winner's row lock, then finds it no longer OPEN.
-        if (!(await updateSlotHeld(trx, { id: slot.id, holdExpiresAt }))) {
-          const [locked] = await lockSlots(trx, [slot.id]);
-          if (locked === undefined) throw slotNotFound(slot.id);
-          if (locked.status === 'HELD' || locked.status === 'BOOKED') {
-            const own = await ownBookingOn(trx, slot.id, principal.id);
-            if (own !== undefined) return own;
-          }
-          throw slotUnavailable(slot.id);
-        }
-
-        const consultationId = ids.uuid();
-        const consultation: ConsultationRecord = {
-          id: consultationId,
-          patientId: principal.id,
-          doctorId: slot.doctorId,
-          slotId: slot.id,
-          status: 'PENDING_PAYMENT',
-          startsAt: slot.startsAt,
-          endsAt: slot.endsAt,
-          holdExpiresAt,
-          feeMinor: slot.feeMinor,
-          currency: slot.currency,
-          specialty,
-          encryptedReason:
-            input.reason === null
-              ? null
-              : encryption.encrypt(
-                  input.reason,
-                  fieldAad('telemedicine.consultations', 'reason', consultationId),
-                ),
-          consentVersion: input.consent.version,
-          consentedAt: now,
-          rescheduledFromSlotId: null,
-          startedAt: null,
-          completedAt: null,
-          cancelledAt: null,
-          cancelledBy: null,
-          cancelReason: null,
-          expiredReason: null,
-          version: 1,
-          createdAt: now,
-          updatedAt: now,
-        };
-        const payment: PaymentRecord = {
+    const booking = newBooking(principal, input, slot, specialty, now);
+    const { consultation, payment } = booking;
+    const holdExpiresAt = consultation.holdExpiresAt ?? now;
+    const hold = (writer: TelemedicineDb) =>
+      insertBookingHoldingSlot(writer, {
+        consultation,
+        payment,
+        consents: (['treatment', 'telehealth'] as const).map((kind) => ({
           id: ids.uuid(),
-          consultationId,
           patientId: principal.id,
-          provider: provider.name,
-          providerIntentId: null,
-          clientSecret: null,
-          amountMinor: slot.feeMinor,
-          currency: slot.currency,
-          status: 'CREATING',
-          refundedMinor: 0,
-          failureCode: null,
-        };
-        await insertBooking(trx, {
-          consultation,
-          payment,
-          consents: (['treatment', 'telehealth'] as const).map((kind) => ({
-            id: ids.uuid(),
-            patientId: principal.id,
-            consultationId,
-            kind,
-            version: input.consent.version,
-            givenAt: now,
-          })),
-          at: now,
-        });
-        await emitEvent(
-          trx,
+          consultationId: consultation.id,
+          kind,
+          version: input.consent.version,
+          givenAt: now,
+        })),
+        holdExpiresAt,
+        at: now,
+        event: prepareEvent(
+          writer,
           {
             type: ConsultationBookedV1.type,
             aggregateType: 'consultation',
-            aggregateId: consultationId,
+            aggregateId: consultation.id,
             occurredAt: now,
             payload: {
               ...consultationFacts(consultation),
@@ -197,28 +141,51 @@ export function createBookingService(deps: BookingServiceDependencies) {
             },
           },
           { definition: ConsultationBookedV1 },
-        );
-        await refreshNextAvailableAt(trx, slot.doctorId, now);
-        if (input.reason !== null) {
-          await recordClinicalAccess(trx, {
-            actor: principal,
-            patientId: principal.id,
-            operation: 'write',
-            resource: 'consultation',
-            resourceId: consultationId,
-            purpose: 'treatment',
-            origin,
-            occurredAt: now,
-          });
-        }
-        await jobs.sendWith(trx, EXPIRE_HOLD_QUEUE, { consultationId } satisfies ExpireHoldJob, {
-          startAfterSeconds: settings.holdMinutes * 60,
-          singletonKey: consultationId,
+        ),
+        access:
+          input.reason === null
+            ? undefined
+            : {
+                actor: principal,
+                patientId: principal.id,
+                operation: 'write',
+                resource: 'consultation',
+                resourceId: consultation.id,
+                purpose: 'treatment',
+                origin,
+                occurredAt: now,
+              },
+      });
+    const expiry = { consultationId: consultation.id } satisfies ExpireHoldJob;
+    const expiryOptions = { startAfterSeconds: settings.holdMinutes * 60, singletonKey: consultation.id };
+    try {
+      // The common case: one autocommit statement, no BEGIN and COMMIT round
+      // trips, and the slot's lock released as it ends.
+      if (await db.autocommit(hold)) {
+        // Not in the booking's commit, so best effort: a booking whose expiry
+        // job was never queued is expired by the minute sweeper instead.
+        await jobs.send(EXPIRE_HOLD_QUEUE, expiry, expiryOptions).catch((error: unknown) => {
+          logger.warn(
+            { consultationId: consultation.id, err: describeFailure(error) },
+            'could not queue the hold expiry; the sweeper will expire the hold',
+          );
         });
-        // No intent job here: step 2 runs inline next, and only a failed
-        // attempt enqueues one. A process that dies in between leaves the
-        // payment CREATING, which the minute sweeper finds and hands to the job.
-        return { consultation, payment };
+        return { booking, isNew: true };
+      }
+      // The slot was not OPEN: find out why under its lock (it may also have
+      // opened again meanwhile, and is then held here).
+      return await db.transaction(async (trx) => {
+        if (await hold(trx)) {
+          await jobs.sendWith(trx, EXPIRE_HOLD_QUEUE, expiry, expiryOptions);
+          return { booking, isNew: true };
+        }
+        const [locked] = await lockSlots(trx, [slot.id]);
+        if (locked === undefined) throw slotNotFound(slot.id);
+        if (locked.status === 'HELD' || locked.status === 'BOOKED') {
+          const own = await ownBookingOn(trx, slot.id, principal.id);
+          if (own !== undefined) return { booking: own, isNew: false };
+        }
+        throw slotUnavailable(slot.id);
       });
     } catch (error) {
       // The slot lock makes this unreachable while every writer keeps slot
@@ -226,6 +193,63 @@ export function createBookingService(deps: BookingServiceDependencies) {
       if (isUniqueViolation(error, SLOT_CONSTRAINT)) throw slotUnavailable(slot.id);
       throw error;
     }
+  }
+
+  /** A booking as step 1 writes it: pending payment, held until `holdMinutes` from now. */
+  function newBooking(
+    principal: Principal,
+    input: BookConsultationInput & { consent: { version: string } },
+    slot: { id: string; doctorId: string; startsAt: Date; endsAt: Date; feeMinor: number; currency: string },
+    specialty: string,
+    now: Date,
+  ): Booking {
+    const consultationId = ids.uuid();
+    const consultation: ConsultationRecord = {
+      id: consultationId,
+      patientId: principal.id,
+      doctorId: slot.doctorId,
+      slotId: slot.id,
+      status: 'PENDING_PAYMENT',
+      startsAt: slot.startsAt,
+      endsAt: slot.endsAt,
+      holdExpiresAt: new Date(now.getTime() + settings.holdMinutes * 60_000),
+      feeMinor: slot.feeMinor,
+      currency: slot.currency,
+      specialty,
+      encryptedReason:
+        input.reason === null
+          ? null
+          : encryption.encrypt(
+              input.reason,
+              fieldAad('telemedicine.consultations', 'reason', consultationId),
+            ),
+      consentVersion: input.consent.version,
+      consentedAt: now,
+      rescheduledFromSlotId: null,
+      startedAt: null,
+      completedAt: null,
+      cancelledAt: null,
+      cancelledBy: null,
+      cancelReason: null,
+      expiredReason: null,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const payment: PaymentRecord = {
+      id: ids.uuid(),
+      consultationId,
+      patientId: principal.id,
+      provider: provider.name,
+      providerIntentId: null,
+      clientSecret: null,
+      amountMinor: slot.feeMinor,
+      currency: slot.currency,
+      status: 'CREATING',
+      refundedMinor: 0,
+      failureCode: null,
+    };
+    return { consultation, payment };
   }
 
   /** Step 2 again, later, by job: the inline attempt could not create the intent. */
@@ -265,10 +289,7 @@ export function createBookingService(deps: BookingServiceDependencies) {
       });
     } catch (error) {
       logger.warn(
-        {
-          paymentId: payment.id,
-          err: isAppError(error) ? { kind: error.kind, code: error.code } : { message: String(error) },
-        },
+        { paymentId: payment.id, err: describeFailure(error) },
         'could not create the payment intent inline; the fallback job will',
       );
       return undefined;
@@ -311,8 +332,46 @@ export function createBookingService(deps: BookingServiceDependencies) {
         if (holder?.patientId !== principal.id) throw slotUnavailable(slot.id);
       }
 
-      const held = await holdSlot(principal, { ...input, consent }, slot, specialty, options.origin ?? {});
+      const { booking: held, isNew } = await holdSlot(
+        principal,
+        { ...input, consent },
+        slot,
+        specialty,
+        options.origin ?? {},
+      );
       const intent = await createIntent(held.payment);
+      const { idempotency } = options;
+
+      if (isNew && intent !== undefined) {
+        // The common case, in one statement: the intent recorded on the
+        // payment and, if nothing else touched the booking since step 1, the
+        // response stored under the Idempotency-Key.
+        const booking: Booking = {
+          consultation: held.consultation,
+          payment: {
+            ...held.payment,
+            providerIntentId: intent.id,
+            clientSecret: intent.clientSecret,
+            status: 'REQUIRES_PAYMENT',
+          },
+        };
+        const isSettled = await db.autocommit((writer) =>
+          updateFreshPaymentIntentRecorded(writer, {
+            id: held.payment.id,
+            intentId: intent.id,
+            clientSecret: intent.clientSecret,
+            at: clock.now(),
+            consultation: { id: held.consultation.id, version: held.consultation.version },
+            claim: idempotency?.claim.completionSql(idempotency.respond(booking)),
+          }),
+        );
+        if (isSettled) {
+          idempotency?.claim.markCompleted();
+          return booking;
+        }
+        // The booking moved meanwhile (expired, cancelled), or the claim was
+        // taken over: the transaction below records what is true now.
+      }
 
       return db.transaction(async (trx) => {
         const paymentId = held.payment.id;
@@ -336,7 +395,6 @@ export function createBookingService(deps: BookingServiceDependencies) {
         const current = recorded ?? (await findPaymentById(trx, paymentId)) ?? held.payment;
         const consultation = (await findConsultationById(trx, held.consultation.id)) ?? held.consultation;
         const booking = { consultation, payment: current };
-        const { idempotency } = options;
         if (idempotency !== undefined) await idempotency.claim.complete(trx, idempotency.respond(booking));
         return booking;
       });
@@ -490,4 +548,9 @@ function cancellerOf(principal: Principal, consultation: ConsultationRecord): Ca
   if (relation === 'patient' || relation === 'doctor') return relation;
   if (principal.permissions.has(TELEMEDICINE_PERMISSIONS.cancelAnyConsultation)) return 'admin';
   return undefined;
+}
+
+/** A failure for the log: an AppError by its kind and code, anything else by its message. */
+function describeFailure(error: unknown): { kind: string; code: string } | { message: string } {
+  return isAppError(error) ? { kind: error.kind, code: error.code } : { message: String(error) };
 }

@@ -1,5 +1,5 @@
-import { recordAuditEvent } from '@keel/platform/audit';
-import type { Transaction } from '@keel/platform/db';
+import { type AuditEventInput, recordAuditEvent, recordAuditEventWhen } from '@keel/platform/audit';
+import type { RawBuilder, Transaction } from '@keel/platform/db';
 import type { Principal } from '@keel/platform/http';
 import type { TelemedicineSchema } from '../database.ts';
 
@@ -56,8 +56,23 @@ export async function recordClinicalAccess(
   trx: Transaction<TelemedicineSchema>,
   access: ClinicalAccess,
 ): Promise<void> {
+  await recordAuditEvent(trx, toAuditEvent(access));
+}
+
+/**
+ * `recordClinicalAccess` inside a one-statement write: a CTE that records the
+ * access only if `condition` selects anything (see `recordAuditEventWhen`).
+ */
+export function clinicalAccessInsertWhen(
+  access: ClinicalAccess,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return recordAuditEventWhen(toAuditEvent(access), condition);
+}
+
+function toAuditEvent(access: ClinicalAccess): AuditEventInput {
   const verb = access.operation === 'read' ? 'viewed' : 'written';
-  await recordAuditEvent(trx, {
+  return {
     actorType: access.actor.kind === 'api_key' ? 'api_key' : 'user',
     actorId: access.actor.id,
     action: `telemedicine.${access.resource}_${verb}`,
@@ -75,5 +90,5 @@ export async function recordClinicalAccess(
       actor_roles: [...access.actor.roles],
     },
     occurredAt: access.occurredAt,
-  });
+  };
 }
