@@ -110,9 +110,9 @@ export function createBookingService(deps: BookingServiceDependencies) {
     origin: RequestOrigin,
   ): Promise<{ booking: Booking; isNew: boolean }> {
     const now = clock.now();
-    const booking = newBooking(principal, input, slot, specialty, now);
+    const holdExpiresAt = new Date(now.getTime() + settings.holdMinutes * 60_000);
+    const booking = newBooking(principal, input, slot, specialty, { now, holdExpiresAt });
     const { consultation, payment } = booking;
-    const holdExpiresAt = consultation.holdExpiresAt ?? now;
     const hold = (writer: TelemedicineDb) =>
       insertBookingHoldingSlot(writer, {
         consultation,
@@ -170,6 +170,9 @@ export function createBookingService(deps: BookingServiceDependencies) {
             'could not queue the hold expiry; the sweeper will expire the hold',
           );
         });
+        // No intent job here: step 2 runs inline next, and only a failed
+        // attempt enqueues one. A process that dies in between leaves the
+        // payment CREATING, which the minute sweeper finds and hands to the job.
         return { booking, isNew: true };
       }
       // The slot was not OPEN: find out why under its lock (it may also have
@@ -195,13 +198,13 @@ export function createBookingService(deps: BookingServiceDependencies) {
     }
   }
 
-  /** A booking as step 1 writes it: pending payment, held until `holdMinutes` from now. */
+  /** A booking as step 1 writes it: pending payment, held until `holdExpiresAt`. */
   function newBooking(
     principal: Principal,
     input: BookConsultationInput & { consent: { version: string } },
     slot: { id: string; doctorId: string; startsAt: Date; endsAt: Date; feeMinor: number; currency: string },
     specialty: string,
-    now: Date,
+    { now, holdExpiresAt }: { now: Date; holdExpiresAt: Date },
   ): Booking {
     const consultationId = ids.uuid();
     const consultation: ConsultationRecord = {
@@ -212,7 +215,7 @@ export function createBookingService(deps: BookingServiceDependencies) {
       status: 'PENDING_PAYMENT',
       startsAt: slot.startsAt,
       endsAt: slot.endsAt,
-      holdExpiresAt: new Date(now.getTime() + settings.holdMinutes * 60_000),
+      holdExpiresAt,
       feeMinor: slot.feeMinor,
       currency: slot.currency,
       specialty,
