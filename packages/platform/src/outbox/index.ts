@@ -16,6 +16,7 @@ export {
   retireSubscription,
 } from './outbox.service.ts';
 export {
+  type BatchEventHandler,
   classifyFailure,
   computeRetryDelayMs,
   DEFAULT_PUBLISHER_MAX_ATTEMPTS,

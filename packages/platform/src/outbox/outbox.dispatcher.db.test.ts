@@ -418,6 +418,134 @@ describe('createEventBus delivery', () => {
   });
 });
 
+describe('createEventBus with a batch handler', () => {
+  /** A subscription with both handlers; each writes the same effect rows, `handleBatch` in one statement. */
+  function batchSubscription(
+    overrides: Partial<Subscription> & Pick<Subscription, 'name' | 'eventTypes'>,
+    failBatch: (events: readonly EventEnvelope[]) => boolean = () => false,
+  ) {
+    const batches: string[][] = [];
+    const single: string[] = [];
+    const commitModes: string[] = [];
+    const subscription: Subscription = {
+      isOrderedPerAggregate: false,
+      maxAttempts: 5,
+      ...overrides,
+      async handler(event, trx) {
+        single.push(event.id);
+        await insertEffect(trx, overrides.name, event);
+        if ((event.payload as { isPoison?: boolean }).isPoison === true) throw unavailable();
+      },
+      async handleBatch(events, trx) {
+        batches.push(events.map((event) => event.id));
+        const setting = await sql<{
+          mode: string;
+        }>`select current_setting('synchronous_commit') as mode`.execute(trx);
+        commitModes.push(setting.rows[0]?.mode ?? '');
+        await sql`
+          insert into outbox_test.effects (subscriber, event_id, aggregate_id, sequence)
+          select ${overrides.name}, id, aggregate_id, sequence
+          from unnest(${events.map((event) => event.id)}::uuid[], ${events.map((event) => event.aggregateId)}::text[],
+                      ${events.map((event) => (event.payload as { sequence?: number }).sequence ?? null)}::int[])
+            as batch(id, aggregate_id, sequence)`.execute(trx);
+        if (failBatch(events)) throw unavailable();
+      },
+    };
+    return { subscription, batches, single, commitModes };
+  }
+
+  it('hands a batch of first deliveries to handleBatch once, in emit order, committing asynchronously', async () => {
+    const names = uniqueNames();
+    const { subscription, batches, single, commitModes } = batchSubscription({
+      name: names.subscriber('batch'),
+      eventTypes: [names.type('happened')],
+    });
+    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
+    await bus.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: 6 }, (_, sequence) =>
+        buildEventInput({ type: names.type('happened'), payload: { sequence } }),
+      ),
+    );
+    // One of them was handled before (its inbox entry exists): a redelivery.
+    await testDb.database.pool.query(
+      'insert into platform.event_inbox (subscriber, event_id) values ($1, $2)',
+      [subscription.name, events[1]?.id],
+    );
+
+    expect(await bus.runOnce()).toBe(6);
+    const expected = events.filter((_, index) => index !== 1).map((event) => event.id);
+    expect(batches).toEqual([expected]);
+    expect(single).toEqual([]);
+    expect(commitModes).toEqual(['off']);
+    expect(await countEffects(subscription.name)).toBe(5);
+    for (const event of events) expect(await findDelivery(subscription.name, event.id)).toBeUndefined();
+    expect(await drainBus(bus)).toBe(0);
+  });
+
+  it('gives an ordered subscription at most one event per aggregate in a batch, and the rest in order after', async () => {
+    const names = uniqueNames();
+    const { subscription, batches } = batchSubscription({
+      name: names.subscriber('ordered'),
+      eventTypes: [names.type('happened')],
+      isOrderedPerAggregate: true,
+    });
+    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
+    await bus.register();
+    const a = `a-${randomUUID()}`;
+    const b = `b-${randomUUID()}`;
+    const events = await emitCommitted(
+      testDb.database,
+      [a, a, b, a].map((aggregateId, sequence) =>
+        buildEventInput({ type: names.type('happened'), aggregateId, payload: { sequence } }),
+      ),
+    );
+    const [a1, a2, b1, a3] = events.map((event) => event.id);
+
+    expect(await drainBus(bus)).toBe(4);
+    expect(batches).toEqual([[a1, b1], [a2], [a3]]);
+  });
+
+  it('runs a failed batch again one event at a time: the bad event is retried, the others commit once', async () => {
+    const names = uniqueNames();
+    const { subscription, batches, single } = batchSubscription(
+      { name: names.subscriber('poison'), eventTypes: [names.type('happened')] },
+      (events) => events.some((event) => (event.payload as { isPoison?: boolean }).isPoison === true),
+    );
+    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
+    await bus.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: 4 }, (_, sequence) =>
+        buildEventInput({ type: names.type('happened'), payload: { sequence, isPoison: sequence === 2 } }),
+      ),
+    );
+    const poison = events[2]?.id ?? '';
+
+    expect(await bus.runOnce()).toBe(4);
+    // The batch's own writes were rolled back with it; the isolated run wrote
+    // each good event's effect once and undid the poison's.
+    expect(batches).toHaveLength(1);
+    expect(single).toEqual(events.map((event) => event.id));
+    for (const event of events) {
+      expect(await countEffects(subscription.name, event.id)).toBe(event.id === poison ? 0 : 1);
+    }
+    expect(await findDelivery(subscription.name, poison)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      last_error_code: 'tests.dependency_down',
+    });
+
+    // The retry goes through the fast path again, alone, and fails alone.
+    bus.clock.advance(1000);
+    expect(await drainBus(bus)).toBe(1);
+    expect(batches.at(-1)).toEqual([poison]);
+    expect(await findDelivery(subscription.name, poison)).toMatchObject({ attempts: 2 });
+    expect(await countEffects(subscription.name)).toBe(3);
+  });
+});
+
 describe('createEventBus ordering', () => {
   async function emitAggregateEvents(type: string) {
     const aggregateA = `a-${randomUUID()}`;

@@ -8,6 +8,7 @@ import type { Registry } from '../observability/metrics.ts';
 import { listenForNotifications, type NotificationListener } from './outbox.listener.ts';
 import { createOutboxMetrics, type DeliveryOutcome, type OutboxMetrics } from './outbox.metrics.ts';
 import {
+  claimDueDeliveries,
   createHandlerSavepoint,
   deleteDeliveries,
   deleteInboxEntries,
@@ -21,7 +22,12 @@ import {
   setAsynchronousCommit,
   updateDeliveryFailure,
 } from './outbox.repository.ts';
-import { listDeadLetters, replayDeadLetter, runHandlerInSpan } from './outbox.service.ts';
+import {
+  listDeadLetters,
+  replayDeadLetter,
+  runBatchHandlerInSpan,
+  runHandlerInSpan,
+} from './outbox.service.ts';
 import {
   classifyFailure,
   computeRetryDelayMs,
@@ -79,10 +85,13 @@ type Attempt =
 
 type DeliveryAttempt = { event: EventEnvelope; position: string; attempt: Attempt };
 
-/** Rolls back a batch run without savepoints when one of its handlers failed. */
+/**
+ * Rolls back a fast-path batch when a handler failed: `failure` names the
+ * delivery whose `handler` threw, undefined when a `handleBatch` did.
+ */
 class HandlerFailedInBatch extends Error {
-  readonly failure: { position: string; error: unknown };
-  constructor(failure: { position: string; error: unknown }) {
+  readonly failure: { position: string; error: unknown } | undefined;
+  constructor(failure: { position: string; error: unknown } | undefined) {
     super('a handler failed in a batch run without savepoints');
     this.name = 'HandlerFailedInBatch';
     this.failure = failure;
@@ -150,35 +159,96 @@ export function createEventBus(options: EventBusOptions): EventBus {
    * Claims up to `limit` due deliveries of one subscriber and handles them in
    * one transaction. Returns how many deliveries it attempted (0: nothing due).
    *
-   * Handlers almost always succeed, so the batch first runs without a
-   * savepoint per handler: a savepoint is a round trip of its own, a quarter
-   * of a typical delivery's. Should a handler fail, the whole transaction
-   * rolls back (no handler's work, inbox entry or deletion survives) and the
-   * batch runs again with each handler behind its own savepoint, where the
-   * failure is recorded and the rest still commit.
+   * Handlers almost always succeed, so a batch first takes the fast path:
+   * one statement claims the deliveries, records them in the inbox and
+   * deletes them, then the handlers run (`handleBatch` once when the
+   * subscription has it), then the commit: 3 round trips plus the handlers'.
+   * Should a handler fail, the whole transaction rolls back (no handler's
+   * work, inbox entry or deletion survives) and the batch runs again
+   * isolated, each event's `handler` behind a savepoint of its own, where
+   * the failure is recorded and the rest still commit.
    */
   async function deliverBatch(subscription: Subscription, limit: number): Promise<number> {
     try {
-      return await deliverBatchOnce(subscription, limit, undefined);
+      return await deliverBatchFast(subscription, limit);
     } catch (error) {
       if (!(error instanceof HandlerFailedInBatch)) throw error;
-      // The failed delivery's attempt is recorded with the error it already
-      // gave: its handler is not called a second time for one attempt.
-      return deliverBatchOnce(subscription, limit, error.failure);
+      // A failed delivery's attempt is recorded with the error it already
+      // gave: its handler is not called a second time for one attempt. A
+      // failed batch handler names no event: the isolated run finds it.
+      return deliverBatchIsolated(subscription, limit, error.failure);
     }
   }
 
+  async function deliverBatchFast(subscription: Subscription, limit: number): Promise<number> {
+    const attempts = await db.transaction(async (trx): Promise<DeliveryAttempt[]> => {
+      const claimed = await claimDueDeliveries(trx, {
+        subscriber: subscription.name,
+        eventTypes: subscription.eventTypes,
+        isOrdered: subscription.isOrderedPerAggregate,
+        now: clock.now(),
+        limit,
+      });
+      const firsts = claimed.filter((delivery) => delivery.isFirst);
+      const claimedAt = performance.now();
+      const handlerSeconds = new Map<string, number>();
+      const { handleBatch } = subscription;
+      if (handleBatch !== undefined && firsts.length > 0) {
+        try {
+          await runBatchHandlerInSpan(
+            trx,
+            { name: subscription.name, handleBatch },
+            firsts.map((delivery) => delivery.event),
+          );
+        } catch {
+          throw new HandlerFailedInBatch(undefined);
+        }
+        // One call for the batch: each event is counted an equal share of it.
+        const share = (performance.now() - claimedAt) / 1000 / firsts.length;
+        for (const delivery of firsts) handlerSeconds.set(delivery.position, share);
+      } else {
+        for (const { event, position } of firsts) {
+          const startedAt = performance.now();
+          try {
+            await runHandlerInSpan(trx, subscription, event);
+          } catch (error) {
+            throw new HandlerFailedInBatch({ position, error });
+          }
+          handlerSeconds.set(position, (performance.now() - startedAt) / 1000);
+        }
+      }
+      const sinceClaimSeconds = (performance.now() - claimedAt) / 1000;
+      return claimed.map(({ event, position, isFirst, lagSeconds }): DeliveryAttempt => {
+        if (!isSubscribedTo(subscription, event.type))
+          return { event, position, attempt: { kind: 'unsubscribed' } };
+        if (!isFirst) return { event, position, attempt: { kind: 'duplicate' } };
+        return {
+          event,
+          position,
+          attempt: {
+            kind: 'delivered',
+            lagSeconds: lagSeconds + sinceClaimSeconds,
+            handlerSeconds: handlerSeconds.get(position) ?? 0,
+          },
+        };
+      });
+    });
+    for (const { event, attempt } of attempts) report(subscription.name, event, attempt);
+    return attempts.length;
+  }
+
   /**
-   * One run of a batch. `isolation` undefined: no savepoints, and the first
-   * failure aborts the run. Otherwise every handler runs behind a savepoint,
-   * and the delivery that failed the first run fails again without a call.
+   * The batch again after a handler failed, every `handler` behind a
+   * savepoint. `knownFailure`: the delivery that failed the fast path fails
+   * again here without a call. Its claim may differ from the fast path's
+   * (another dispatcher may have taken some deliveries meanwhile), which is
+   * fine: each delivery is judged on its own.
    */
-  async function deliverBatchOnce(
+  async function deliverBatchIsolated(
     subscription: Subscription,
     limit: number,
-    isolation: { position: string; error: unknown } | undefined,
+    knownFailure: { position: string; error: unknown } | undefined,
   ): Promise<number> {
-    const isIsolatingHandlers = isolation !== undefined;
     const attempts = await db.transaction(async (trx): Promise<DeliveryAttempt[]> => {
       const now = clock.now();
       const claimed = await lockDueDeliveries(trx, {
@@ -216,18 +286,16 @@ export function createEventBus(options: EventBusOptions): EventBus {
           continue;
         }
         const startedAt = performance.now();
+        const isKnownFailure = position === knownFailure?.position;
         try {
-          if (position === isolation?.position) throw isolation.error;
-          if (isIsolatingHandlers) await createHandlerSavepoint(trx);
+          if (isKnownFailure) throw knownFailure.error;
+          await createHandlerSavepoint(trx);
           await runHandlerInSpan(trx, subscription, event);
           const handlerSeconds = (performance.now() - startedAt) / 1000;
           finished.push(position);
           results.push({ event, position, attempt: { kind: 'delivered', lagSeconds: 0, handlerSeconds } });
         } catch (error) {
-          // No savepoint to undo this handler's partial work alone: roll the
-          // batch back and let `deliverBatch` run it again, isolated.
-          if (!isIsolatingHandlers) throw new HandlerFailedInBatch({ position, error });
-          if (position !== isolation.position) await rollbackToHandlerSavepoint(trx);
+          if (!isKnownFailure) await rollbackToHandlerSavepoint(trx);
           failedEventIds.push(event.id);
           const failure = classifyFailure(error);
           const attemptCount = delivery.attempts + 1;

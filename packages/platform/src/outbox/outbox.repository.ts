@@ -1,7 +1,7 @@
 import type { EventEnvelope } from '@keel/contracts';
 import type { ColumnType, GeneratedAlways, Kysely, RawBuilder } from 'kysely';
 import { sql } from 'kysely';
-import type { DeadLetter } from './outbox.ts';
+import { type DeadLetter, WILDCARD_EVENT_TYPE as WILDCARD } from './outbox.ts';
 
 export type OutboxEventsTable = {
   position: GeneratedAlways<string>;
@@ -202,6 +202,92 @@ export async function lockDueDeliveries(
     position: row.position,
     attempts: row.attempts,
     event: toEnvelope(row),
+  }));
+}
+
+export type ClaimedForFastPath = ClaimedDelivery & {
+  /** Recorded in the inbox by this claim: handle it. False: unsubscribed type, or handled before. */
+  isFirst: boolean;
+  /** Seconds from the delivery's fan-out to the claim. */
+  lagSeconds: number;
+};
+
+/**
+ * The fast path's whole bookkeeping in one round trip, inside the caller's
+ * transaction: locks up to `limit` due deliveries as `lockDueDeliveries`
+ * does, records the subscribed ones in the inbox (`isFirst` false for a type
+ * the subscription dropped or an event it handled before), deletes every
+ * claimed delivery, and makes the transaction commit asynchronously (see the
+ * dispatcher). Deleting before the handlers run is safe because the caller
+ * commits only when every handler succeeded; a failure rolls the deletion
+ * back with everything else. Returned in emit order.
+ */
+export async function claimDueDeliveries(
+  db: Kysely<OutboxTables>,
+  options: {
+    subscriber: string;
+    eventTypes: readonly string[];
+    isOrdered: boolean;
+    now: Date;
+    limit: number;
+  },
+): Promise<ClaimedForFastPath[]> {
+  const result = await sql<ClaimedRow & { is_first: boolean; lag_seconds: number }>`
+    with claimed as (
+      select
+        d.subscriber, d.position, d.attempts, d.created_at,
+        e.id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
+        e.schema_version, e.traceparent, e.payload
+      from platform.event_deliveries d
+      join platform.outbox_events e on e.position = d.position
+      where d.subscriber = ${options.subscriber}
+        and d.status = 'pending'
+        and d.next_attempt_at <= ${options.now}
+        and (
+          not ${options.isOrdered}::boolean
+          or not exists (
+            select 1 from platform.event_deliveries earlier
+            where earlier.subscriber = d.subscriber
+              and earlier.aggregate_type = d.aggregate_type
+              and earlier.aggregate_id = d.aggregate_id
+              and earlier.status = 'pending'
+              and earlier.position < d.position
+          )
+        )
+      order by d.position
+      limit ${options.limit}
+      for update of d skip locked
+    ), first_deliveries as (
+      insert into platform.event_inbox (subscriber, event_id)
+      select ${options.subscriber}, claimed.id from claimed
+      where claimed.type = any(${[...options.eventTypes]}::text[])
+        or ${WILDCARD}::text = any(${[...options.eventTypes]}::text[])
+      on conflict do nothing
+      returning event_id
+    ), finished as (
+      delete from platform.event_deliveries d
+      using claimed
+      where d.subscriber = claimed.subscriber and d.position = claimed.position
+    )
+    select
+      c.subscriber, c.position::text as position, c.attempts,
+      c.id::text as id, c.type, c.aggregate_type, c.aggregate_id, c.occurred_at,
+      c.schema_version, c.traceparent, c.payload,
+      f.event_id is not null as is_first,
+      extract(epoch from clock_timestamp() - c.created_at)::float8 as lag_seconds
+    from claimed c
+    left join first_deliveries f on f.event_id = c.id
+    -- A volatile one-row subquery is evaluated, not optimised away: from here
+    -- on the transaction commits without waiting for its WAL flush.
+    cross join (select set_config('synchronous_commit', 'off', true)) as asynchronous_commit
+    order by c.position`.execute(db);
+  return result.rows.map((row) => ({
+    subscriber: row.subscriber,
+    position: row.position,
+    attempts: row.attempts,
+    event: toEnvelope(row),
+    isFirst: row.is_first,
+    lagSeconds: row.lag_seconds,
   }));
 }
 

@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@keel/contracts';
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, type Link, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { RawBuilder } from 'kysely';
 import { v7 as uuidv7 } from 'uuid';
 import {
@@ -31,6 +31,8 @@ import {
   parseTraceparent,
   type Subscription,
 } from './outbox.ts';
+
+type BatchSubscription = Pick<Subscription, 'name'> & Required<Pick<Subscription, 'handleBatch'>>;
 
 /**
  * Writes an event to the outbox inside the caller's transaction, so it is
@@ -289,6 +291,45 @@ export async function runHandlerInSpan(
   );
   try {
     await context.with(trace.setSpan(parent, span), () => subscription.handler(event, trx));
+  } catch (error) {
+    span.setStatus({ code: SpanStatusCode.ERROR });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/**
+ * Runs a batch handler in one consumer span. A batch has many producers, so,
+ * as OpenTelemetry's messaging conventions ask, the span starts a trace of its
+ * own and links to each event's producer span instead of having a parent.
+ */
+export async function runBatchHandlerInSpan(
+  trx: AnyTransaction,
+  subscription: BatchSubscription,
+  events: readonly EventEnvelope[],
+): Promise<void> {
+  const links: Link[] = [];
+  for (const event of events) {
+    const producer = parseTraceparent(event.traceparent);
+    if (producer !== undefined) links.push({ context: producer });
+  }
+  const span = getTracer().startSpan(
+    `process ${subscription.name}`,
+    {
+      kind: SpanKind.CONSUMER,
+      links,
+      attributes: {
+        'messaging.system': 'keel_outbox',
+        'messaging.operation.type': 'process',
+        'messaging.batch.message_count': events.length,
+        'messaging.consumer.group.name': subscription.name,
+      },
+    },
+    ROOT_CONTEXT,
+  );
+  try {
+    await context.with(trace.setSpan(ROOT_CONTEXT, span), () => subscription.handleBatch(events, trx));
   } catch (error) {
     span.setStatus({ code: SpanStatusCode.ERROR });
     throw error;

@@ -73,4 +73,47 @@ describe('trace context through the outbox', () => {
     expect(consumer?.attributes['messaging.message.id']).toBe(event?.id);
     expect(handlerTraceId).toBe(producer.traceId);
   });
+
+  it('runs a batch handler in one consumer span of its own, linked to every producer span', async () => {
+    const names = uniqueNames();
+    const subscriber = names.subscriber('batched');
+    const bus = createEventBus({
+      database: testDb.database,
+      logger: createLogger({ level: 'silent' }),
+      subscriptions: [
+        {
+          name: subscriber,
+          eventTypes: [names.type('happened')],
+          isOrderedPerAggregate: false,
+          maxAttempts: 1,
+          async handler() {},
+          async handleBatch() {},
+        },
+      ],
+      pollIntervalMs: 50,
+      batchSize: 10,
+      clock: createManualClock(),
+      isListening: false,
+    });
+    await bus.register();
+
+    const producers = [];
+    for (const route of ['POST /orders', 'PATCH /orders/1']) {
+      producers.push(
+        await getTracer().startActiveSpan(route, async (span) => {
+          await emitCommitted(testDb.database, [buildEventInput({ type: names.type('happened') })]);
+          span.end();
+          return span.spanContext();
+        }),
+      );
+    }
+    await drainBus(bus);
+
+    const consumer = exporter.getFinishedSpans().find((span) => span.name === `process ${subscriber}`);
+    expect(consumer?.kind).toBe(SpanKind.CONSUMER);
+    expect(consumer?.parentSpanContext).toBeUndefined();
+    expect(consumer?.attributes['messaging.batch.message_count']).toBe(2);
+    expect(consumer?.links.map((link) => link.context.spanId)).toEqual(producers.map((p) => p.spanId));
+    expect(producers.map((p) => p.traceId)).not.toContain(consumer?.spanContext().traceId);
+  });
 });
