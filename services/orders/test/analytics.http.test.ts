@@ -145,6 +145,15 @@ async function handleBypassingInbox(events: readonly EventEnvelope[]): Promise<v
   }
 }
 
+/** Handles events outside the inbox through `handleBatch`, one call per batch. */
+async function handleBatchesBypassingInbox(batches: readonly (readonly EventEnvelope[])[]): Promise<void> {
+  const { handleBatch } = createAnalyticsSubscription({ clock: systemClock });
+  if (handleBatch === undefined) throw new Error('the analytics subscription handles batches');
+  for (const batch of batches) {
+    await harness.testDb.database.typed<unknown>().transaction((trx) => handleBatch(batch, trx));
+  }
+}
+
 function getAnalytics(caller: OrdersCaller | undefined, query: Record<string, string>) {
   return inject({
     method: 'GET',
@@ -358,6 +367,64 @@ describe('getOrderAnalytics', () => {
         avg_delivery_seconds: 1200,
       },
     ]);
+  });
+
+  it('projects batches of many orders’ events exactly as it projects them one at a time', async () => {
+    // Six orders on 2030-03-08 with every kind of event, the rounding of a
+    // half second, a delivery in the next hour, and one order whose status
+    // changes arrive before its placement.
+    async function history(outlet: TestOutlet): Promise<EventEnvelope[][]> {
+      const perOrder: EventEnvelope[][] = [];
+      for (let index = 0; index < 6; index += 1) {
+        const minute = String(index * 5).padStart(2, '0');
+        const order = await placeOrder(outlet, 100 * (index + 1), `2030-03-08T09:${minute}:00.000Z`);
+        const events =
+          index === 3
+            ? [await cancelOrder(order, 400, 'EUR', '2030-03-08T09:50:00.000Z')]
+            : await deliver(order, {
+                ready: `2030-03-08T09:${minute}:30.000Z`,
+                out: `2030-03-08T09:5${index}:00.000Z`,
+                delivered: `2030-03-08T10:0${index}:00.500Z`,
+              });
+        perOrder.push(index === 5 ? [...events, order.placed] : [order.placed, ...events]);
+      }
+      return perOrder;
+    }
+    const oneByOne = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+    const batched = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+    const wholeHistories = await createTestOutlet(harness.testDb.database, { currency: 'EUR' });
+    const [single, batches, whole] = [
+      await history(oneByOne),
+      await history(batched),
+      await history(wholeHistories),
+    ];
+
+    await handleBypassingInbox(single.flat());
+    // As the bus batches an ordered subscription: at most one event per order per batch.
+    const rounds = Math.max(...batches.map((events) => events.length));
+    await handleBatchesBypassingInbox(
+      Array.from({ length: rounds }, (_, round) =>
+        batches.flatMap((events) => (events[round] === undefined ? [] : [events[round]])),
+      ),
+    );
+    // A caller's batch that names an order more than once.
+    await handleBatchesBypassingInbox([whole.flat()]);
+
+    const day = { from: '2030-03-08T00:00:00.000Z', to: '2030-03-09T00:00:00.000Z' };
+    const expected = await getAnalytics(admin, { outlet_id: oneByOne.id, ...day });
+    expect(expected.json().totals).toMatchObject({
+      orders_placed: 6,
+      orders_delivered: 5,
+      orders_cancelled: 1,
+    });
+    for (const outlet of [batched, wholeHistories]) {
+      const response = await getAnalytics(admin, { outlet_id: outlet.id, ...day });
+      expect({ ...response.json(), outlet_id: oneByOne.id }).toEqual(expected.json());
+    }
+    // Delivered through the inbox as well: nothing counts twice.
+    await harness.testApp.background.drainEvents();
+    const after = await getAnalytics(admin, { outlet_id: batched.id, ...day });
+    expect({ ...after.json(), outlet_id: oneByOne.id }).toEqual(expected.json());
   });
 
   it('answers 404 orders.outlet_not_found for an outlet the staff member does not work at, or that does not exist', async () => {

@@ -51,30 +51,35 @@ type SqlFragment = ReturnType<typeof sql<unknown>>;
 /** The times an order passes that the projection counts from; each is recorded once. */
 export type OrderMilestone = 'ready_at' | 'out_for_delivery_at' | 'delivered_at' | 'cancelled_at';
 
-/** What a counted event adds to an outlet's hour bucket, as the handler computed it from the event. */
-export type BucketAddition = {
-  outletId: string;
-  hour: Date;
-  currency: string | null;
-  delta: HourlyDelta;
-  updatedAt: Date;
-};
-
 /**
- * What a newly set milestone adds to its hour bucket: `delta` is what the
- * event itself tells; what only the projection remembers of the order is
- * read from its state row by the same statement.
+ * What one event tells the projection about its order: the order's identity
+ * and placement time (so a state row can be created by whichever event
+ * arrives first), and what it adds to the outlet's bucket of `hour`.
  */
-export type MilestoneAddition = Omit<BucketAddition, 'currency'> & {
+export type OrderFact = {
+  orderId: string;
+  outletId: string;
+  placedAt: Date;
+  /** The start of the UTC hour the event counts in. */
+  hour: Date;
   /** The bucket's currency; undefined: the order's remembered one (null when its placement was never seen). */
   currency?: string;
-  /**
-   * Also adds the order's remembered total (0 when unknown) to revenue and,
-   * when it is known to have gone out for delivery, the seconds from then to
-   * the milestone as one delivery time.
-   */
-  isDelivery?: boolean;
+  delta: HourlyDelta;
 };
+
+/** A placement: remembered total and currency, counted once. */
+export type PlacementFact = OrderFact & { currency: string; totalMinor: number };
+
+/** A milestone the order passed at `at`, recorded once. */
+export type MilestoneFact = OrderFact & { at: Date };
+
+/**
+ * What a newly set milestone adds to its bucket beyond `delta`: nothing
+ * (`none`: only remembered), or (`delivery`) the order's remembered total
+ * (0 when unknown) as revenue and, when it is known to have gone out for
+ * delivery, the seconds from then to the milestone as one delivery time.
+ */
+export type MilestoneCounting = 'bucket' | 'delivery' | 'none';
 
 const COUNTER_COLUMNS = {
   ordersPlaced: 'orders_placed',
@@ -93,120 +98,132 @@ type CounterColumn = (typeof COUNTER_COLUMNS)[keyof typeof COUNTER_COLUMNS];
 
 const COUNTERS = Object.entries(COUNTER_COLUMNS) as [keyof HourlyDelta, CounterColumn][];
 
-// Each statement below writes the order's state row in a CTE named `counted`
-// that returns a row only when this call set what it records, and adds to the
-// hour bucket once per row of `counted`: one round trip per event, and the
-// set-once state row still keeps a replay that bypasses the inbox from
-// counting anything twice.
+// Each statement below takes a batch of facts as one jsonb parameter (`input`),
+// writes the orders' state rows in a CTE named `counted` that returns a row
+// only for the orders whose state this call set, and adds to each hour bucket
+// once, summed over its counted facts: one round trip per batch, and the
+// set-once state rows still keep a replay that bypasses the inbox from
+// counting anything twice. A batch must name each order at most once (one
+// statement cannot upsert a row twice); the handler sees to that.
 
 /**
- * Remembers a placed order's total and, the first time only, counts the
- * placement in its hour bucket, in one statement.
+ * Remembers each placed order's total and, the first time only, counts the
+ * placement in its hour bucket.
  */
-export async function recordPlacementIntoBucket(
+export async function recordPlacements(
   db: AnalyticsDb,
-  order: { orderId: string; outletId: string; currency: string; totalMinor: number; placedAt: Date },
-  bucket: BucketAddition,
+  facts: readonly PlacementFact[],
+  updatedAt: Date,
 ): Promise<void> {
+  if (facts.length === 0) return;
   await sql`
-    with counted as (
+    with ${factsInput(facts, [sql`total_minor bigint`])},
+    counted as (
       insert into orders.analytics_order_state as s (
         order_id, outlet_id, currency, total_minor, placed_at, is_placement_counted
       )
-      values (
-        ${order.orderId}::uuid, ${order.outletId}::uuid, ${order.currency}::char(3),
-        ${order.totalMinor}::bigint, ${order.placedAt}::timestamptz, true
-      )
+      select order_id, outlet_id, currency, total_minor, placed_at, true from input
+      -- Row locks in one order, whoever else projects concurrently.
+      order by order_id
       -- A row created by a later event (the projection started mid-order) still takes the total.
       on conflict (order_id) do update
         set currency = excluded.currency, total_minor = excluded.total_minor, is_placement_counted = true
         where s.is_placement_counted = false
       returning s.order_id
     )
-    ${addToHourlyBucketPerCounted({
-      ...bucket,
-      currency: sql`${bucket.currency}::char(3)`,
-      counters: givenCounters(bucket.delta),
-    })}
+    ${addToHourlyBuckets({ currency: sql`i.currency`, counters: givenCounters(), updatedAt })}
   `.execute(db);
 }
 
 /**
- * Sets one milestone of an order if it is not set yet, creating the state
- * row if the projection has not seen the order, and only when this call set
- * it adds `bucket` to the milestone's hour bucket, in one statement.
+ * Sets one milestone of each order if it is not set yet, creating the state
+ * row where the projection has not seen the order, and only where this call
+ * set it adds the fact to the milestone's hour bucket (see
+ * `MilestoneCounting`).
  */
-export async function recordMilestoneIntoBucket(
+export async function recordMilestones(
   db: AnalyticsDb,
-  order: { orderId: string; outletId: string; placedAt: Date },
   milestone: OrderMilestone,
-  at: Date,
-  bucket: MilestoneAddition,
+  facts: readonly MilestoneFact[],
+  options: { counting: MilestoneCounting; updatedAt: Date },
 ): Promise<void> {
-  const counters = givenCounters(bucket.delta);
-  if (bucket.isDelivery === true) {
+  if (facts.length === 0) return;
+  const setOnce = sql`
+    insert into orders.analytics_order_state as s (order_id, outlet_id, placed_at, ${sql.ref(milestone)})
+    select order_id, outlet_id, placed_at, at from input
+    order by order_id
+    on conflict (order_id) do update
+      set ${sql.ref(milestone)} = ${sql.ref(`excluded.${milestone}`)}
+      where ${sql.ref(`s.${milestone}`)} is null`;
+  const input = factsInput(facts, [sql`at timestamptz`]);
+  if (options.counting === 'none') {
+    await sql`with ${input} ${setOnce}`.execute(db);
+    return;
+  }
+  const counters = givenCounters();
+  if (options.counting === 'delivery') {
     // The same rule as secondsBetween: whole seconds rounded half up, never
     // negative (JavaScript dates, so the times are whole milliseconds).
-    const deliverySeconds = sql`greatest(0, floor(
-      extract(epoch from ${at}::timestamptz - counted.out_for_delivery_at) + 0.5
-    ))`;
+    const deliverySeconds = sql`greatest(0, floor(extract(epoch from i.at - counted.out_for_delivery_at) + 0.5))`;
     const isTimed = sql`counted.out_for_delivery_at is not null`;
     counters.revenue_minor = sql`${counters.revenue_minor} + coalesce(counted.total_minor, 0)`;
-    counters.delivery_seconds_total = sql`(${counters.delivery_seconds_total} + case when ${isTimed} then ${deliverySeconds} else 0 end)::bigint`;
+    counters.delivery_seconds_total = sql`${counters.delivery_seconds_total} + case when ${isTimed} then ${deliverySeconds} else 0 end`;
     counters.delivery_count = sql`${counters.delivery_count} + case when ${isTimed} then 1 else 0 end`;
   }
   await sql`
-    with counted as (
-      ${setMilestoneOnce(order, milestone, at)}
-      returning s.currency, s.total_minor, s.out_for_delivery_at
+    with ${input},
+    counted as (
+      ${setOnce}
+      returning s.order_id, s.currency, s.total_minor, s.out_for_delivery_at
     )
-    ${addToHourlyBucketPerCounted({
-      ...bucket,
-      currency: bucket.currency === undefined ? sql`counted.currency` : sql`${bucket.currency}::char(3)`,
+    ${addToHourlyBuckets({
+      // The fact's own currency, else the order's remembered one.
+      currency: sql`coalesce(i.currency, counted.currency)`,
       counters,
+      updatedAt: options.updatedAt,
     })}
   `.execute(db);
 }
 
-/** Sets one milestone of an order if it is not set yet; counts nothing. */
-export async function recordMilestone(
-  db: AnalyticsDb,
-  order: { orderId: string; outletId: string; placedAt: Date },
-  milestone: OrderMilestone,
-  at: Date,
-): Promise<void> {
-  await setMilestoneOnce(order, milestone, at).execute(db);
+/** The facts as the rows of a CTE named `input`, `seq` giving their order in the batch. */
+function factsInput(facts: readonly OrderFact[], extraColumns: SqlFragment[]): SqlFragment {
+  const rows = facts.map((fact, seq) => {
+    const row: Record<string, unknown> = {
+      seq,
+      order_id: fact.orderId,
+      outlet_id: fact.outletId,
+      placed_at: fact.placedAt,
+      hour: fact.hour,
+      currency: fact.currency ?? null,
+      total_minor: (fact as Partial<PlacementFact>).totalMinor ?? null,
+      at: (fact as Partial<MilestoneFact>).at ?? null,
+    };
+    for (const [field, column] of COUNTERS) row[column] = fact.delta[field] ?? 0;
+    return row;
+  });
+  return sql`input as (
+    select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
+      seq int, order_id uuid, outlet_id uuid, placed_at timestamptz, hour timestamptz, currency char(3),
+      ${sql.join([...COUNTERS.map(([, column]) => sql`${sql.ref(column)} bigint`), ...extraColumns])}
+    )
+  )`;
 }
 
-function setMilestoneOnce(
-  order: { orderId: string; outletId: string; placedAt: Date },
-  milestone: OrderMilestone,
-  at: Date,
-): SqlFragment {
-  return sql`
-    insert into orders.analytics_order_state as s (order_id, outlet_id, placed_at, ${sql.ref(milestone)})
-    values (${order.orderId}::uuid, ${order.outletId}::uuid, ${order.placedAt}::timestamptz, ${at}::timestamptz)
-    on conflict (order_id) do update
-      set ${sql.ref(milestone)} = ${sql.ref(`excluded.${milestone}`)}
-      where ${sql.ref(`s.${milestone}`)} is null`;
-}
-
-/** Every counter as the parameter `delta` gives it, 0 when absent. */
-function givenCounters(delta: HourlyDelta): Record<CounterColumn, SqlFragment> {
+/** Every counter as the facts give it: `i.<column>`. */
+function givenCounters(): Record<CounterColumn, SqlFragment> {
   const counters = {} as Record<CounterColumn, SqlFragment>;
-  for (const [field, column] of COUNTERS) counters[column] = sql`${delta[field] ?? 0}::bigint`;
+  for (const [, column] of COUNTERS) counters[column] = sql.ref(`i.${column}`);
   return counters;
 }
 
 /**
- * Adds `counters` to the outlet's bucket once per row of the `counted` CTE
- * (none or one), as one upsert: concurrent events of different orders in the
- * same hour serialise on the row and both land. `currency` and `counters`
- * may refer to `counted`.
+ * Adds, per outlet and hour, the sum of `counters` over the facts of `input`
+ * (as `i`) whose order is in the `counted` CTE, as one upsert per bucket:
+ * concurrent batches serialise on the bucket rows (taken in one order) and
+ * all land. A new bucket takes the first non-null `currency` in batch order
+ * and keeps it, as events applied one at a time would.
  */
-function addToHourlyBucketPerCounted(bucket: {
-  outletId: string;
-  hour: Date;
+function addToHourlyBuckets(bucket: {
   currency: SqlFragment;
   counters: Record<CounterColumn, SqlFragment>;
   updatedAt: Date;
@@ -216,9 +233,14 @@ function addToHourlyBucketPerCounted(bucket: {
     insert into orders.analytics_hourly as h (
       outlet_id, hour, currency, ${sql.join(columns.map((column) => sql.ref(column)))}, updated_at
     )
-    select ${bucket.outletId}::uuid, ${bucket.hour}::timestamptz, ${bucket.currency},
-      ${sql.join(columns.map((column) => bucket.counters[column]))}, ${bucket.updatedAt}::timestamptz
+    select i.outlet_id, i.hour,
+      (array_agg(${bucket.currency} order by i.seq) filter (where ${bucket.currency} is not null))[1],
+      ${sql.join(columns.map((column) => sql`sum(${bucket.counters[column]})::bigint`))},
+      ${bucket.updatedAt}::timestamptz
     from counted
+    join input i on i.order_id = counted.order_id
+    group by i.outlet_id, i.hour
+    order by i.outlet_id, i.hour
     on conflict (outlet_id, hour) do update set
       ${sql.join(
         columns.map(

@@ -14,9 +14,10 @@ import type { Subscription } from '@keel/platform/outbox';
 import {
   type AnalyticsDb,
   type AnalyticsSchema,
-  recordMilestone,
-  recordMilestoneIntoBucket,
-  recordPlacementIntoBucket,
+  type MilestoneFact,
+  type PlacementFact,
+  recordMilestones,
+  recordPlacements,
 } from './analytics.repository.ts';
 import { hourBucketOf, secondsBetween } from './analytics.ts';
 
@@ -39,71 +40,96 @@ export function createAnalyticsSubscription(deps: { clock: Clock }): Subscriptio
     // would queue on (and deadlock over) those row locks, so one at a time.
     maxConcurrentBatches: 1,
     handler: (event, trx) =>
-      projectOrderEvent(asPlatformTables<AnalyticsSchema>(trx), event, deps.clock.now()),
+      projectOrderEvents(asPlatformTables<AnalyticsSchema>(trx), [event], deps.clock.now()),
+    handleBatch: (events, trx) =>
+      projectOrderEvents(asPlatformTables<AnalyticsSchema>(trx), events, deps.clock.now()),
   };
 }
 
-async function projectOrderEvent(trx: AnalyticsDb, event: EventEnvelope, now: Date): Promise<void> {
-  if (event.type === OrderPlacedV1.type) return projectPlaced(trx, OrderPlacedV1.parse(event).payload, now);
-  if (event.type === OrderStatusChangedV1.type)
-    return projectStatusChanged(trx, OrderStatusChangedV1.parse(event).payload, now);
-  if (event.type === OrderCancelledV1.type)
-    return projectCancelled(trx, OrderCancelledV1.parse(event).payload, now);
-  // Only subscribed types are delivered; anything else is ignored, not failed.
-}
+/** A batch's facts, sorted by what each records: one statement per kind present. */
+type BatchFacts = {
+  placements: PlacementFact[];
+  ready: MilestoneFact[];
+  outForDelivery: MilestoneFact[];
+  delivered: MilestoneFact[];
+  cancelled: MilestoneFact[];
+};
 
-async function projectPlaced(trx: AnalyticsDb, payload: OrderPlacedPayload, now: Date): Promise<void> {
-  const placedAt = new Date(payload.placedAt);
-  await recordPlacementIntoBucket(
-    trx,
-    {
-      orderId: payload.orderId,
-      outletId: payload.outletId,
-      currency: payload.currency,
-      totalMinor: payload.totalMinor,
-      placedAt,
-    },
-    {
-      outletId: payload.outletId,
-      hour: hourBucketOf(placedAt),
-      currency: payload.currency,
-      delta: { ordersPlaced: 1, placedValueMinor: payload.totalMinor },
-      updatedAt: now,
-    },
-  );
-}
-
-async function projectStatusChanged(
+/**
+ * Projects events, one event and a whole batch alike. A batch of the bus
+ * names each order at most once (the subscription is ordered per order), so
+ * the kinds can be written one statement each: different orders' facts
+ * commute (sums, and set-once milestones of different rows). Events that
+ * name an order twice (a caller replaying an order's history) are projected
+ * one at a time, in order, because one statement cannot write a row twice.
+ */
+async function projectOrderEvents(
   trx: AnalyticsDb,
-  payload: OrderStatusChangedPayload,
+  events: readonly EventEnvelope[],
   now: Date,
 ): Promise<void> {
-  const order = {
+  const orderIds = new Set(events.map((event) => event.aggregateId));
+  if (orderIds.size < events.length) {
+    for (const event of events) await projectOrderEvents(trx, [event], now);
+    return;
+  }
+  const facts: BatchFacts = { placements: [], ready: [], outForDelivery: [], delivered: [], cancelled: [] };
+  for (const event of events) collectFact(facts, event);
+  await recordPlacements(trx, facts.placements, now);
+  await recordMilestones(trx, 'ready_at', facts.ready, { counting: 'bucket', updatedAt: now });
+  // Only remembered: the delivery time is counted when the order arrives.
+  await recordMilestones(trx, 'out_for_delivery_at', facts.outForDelivery, {
+    counting: 'none',
+    updatedAt: now,
+  });
+  // Revenue is the remembered total, unknown (0) only for orders placed
+  // before the projection existed; the delivery time runs from the
+  // remembered dispatch, when there was one. Both are read in the statement.
+  await recordMilestones(trx, 'delivered_at', facts.delivered, { counting: 'delivery', updatedAt: now });
+  await recordMilestones(trx, 'cancelled_at', facts.cancelled, { counting: 'bucket', updatedAt: now });
+}
+
+/**
+ * Adds what `event` records to `facts`. Parsing holds the event to its
+ * contract: a mismatch throws EventValidationError, which dead-letters it.
+ * Only subscribed types are delivered; anything else is ignored, not failed.
+ */
+function collectFact(facts: BatchFacts, event: EventEnvelope): void {
+  if (event.type === OrderPlacedV1.type) collectPlaced(facts, OrderPlacedV1.parse(event).payload);
+  else if (event.type === OrderStatusChangedV1.type)
+    collectStatusChanged(facts, OrderStatusChangedV1.parse(event).payload);
+  else if (event.type === OrderCancelledV1.type)
+    collectCancelled(facts, OrderCancelledV1.parse(event).payload);
+}
+
+function collectPlaced(facts: BatchFacts, payload: OrderPlacedPayload): void {
+  const placedAt = new Date(payload.placedAt);
+  facts.placements.push({
     orderId: payload.orderId,
     outletId: payload.outletId,
-    placedAt: new Date(payload.placedAt),
-  };
-  const changedAt = new Date(payload.changedAt);
-  const bucket = { outletId: payload.outletId, hour: hourBucketOf(changedAt), updatedAt: now };
+    placedAt,
+    hour: hourBucketOf(placedAt),
+    currency: payload.currency,
+    totalMinor: payload.totalMinor,
+    delta: { ordersPlaced: 1, placedValueMinor: payload.totalMinor },
+  });
+}
+
+function collectStatusChanged(facts: BatchFacts, payload: OrderStatusChangedPayload): void {
+  const placedAt = new Date(payload.placedAt);
+  const at = new Date(payload.changedAt);
+  const fact = { orderId: payload.orderId, outletId: payload.outletId, placedAt, hour: hourBucketOf(at), at };
   switch (payload.to) {
     case 'READY':
       // Counted in the order's remembered currency.
-      return recordMilestoneIntoBucket(trx, order, 'ready_at', changedAt, {
-        ...bucket,
-        delta: { prepSecondsTotal: secondsBetween(order.placedAt, changedAt), prepCount: 1 },
-      });
+      facts.ready.push({ ...fact, delta: { prepSecondsTotal: secondsBetween(placedAt, at), prepCount: 1 } });
+      return;
     case 'OUT_FOR_DELIVERY':
-      // Only remembered: the delivery time is counted when the order arrives.
-      return recordMilestone(trx, order, 'out_for_delivery_at', changedAt);
+      facts.outForDelivery.push({ ...fact, delta: {} });
+      return;
     case 'DELIVERED':
-      // Revenue is the remembered total, unknown (0) only for orders placed
-      // before the projection existed; the delivery time runs from the
-      // remembered dispatch, when there was one. Both are read in the statement.
-      return recordMilestoneIntoBucket(trx, order, 'delivered_at', changedAt, {
-        ...bucket,
-        delta: { ordersDelivered: 1 },
-        isDelivery: true,
-      });
+      facts.delivered.push({ ...fact, delta: { ordersDelivered: 1 } });
+      return;
     // Cancellations are counted from `order_cancelled`, which carries the total;
     // counting a status change to CANCELLED as well would count them twice.
     case 'CANCELLED':
@@ -112,23 +138,19 @@ async function projectStatusChanged(
     case 'PREPARING':
       return;
     default:
-      return assertNever(payload.to);
+      assertNever(payload.to);
   }
 }
 
-async function projectCancelled(trx: AnalyticsDb, payload: OrderCancelledPayload, now: Date): Promise<void> {
-  const cancelledAt = new Date(payload.cancelledAt);
-  await recordMilestoneIntoBucket(
-    trx,
-    { orderId: payload.orderId, outletId: payload.outletId, placedAt: new Date(payload.placedAt) },
-    'cancelled_at',
-    cancelledAt,
-    {
-      outletId: payload.outletId,
-      hour: hourBucketOf(cancelledAt),
-      currency: payload.currency,
-      delta: { ordersCancelled: 1, cancelledValueMinor: payload.totalMinor },
-      updatedAt: now,
-    },
-  );
+function collectCancelled(facts: BatchFacts, payload: OrderCancelledPayload): void {
+  const at = new Date(payload.cancelledAt);
+  facts.cancelled.push({
+    orderId: payload.orderId,
+    outletId: payload.outletId,
+    placedAt: new Date(payload.placedAt),
+    hour: hourBucketOf(at),
+    at,
+    currency: payload.currency,
+    delta: { ordersCancelled: 1, cancelledValueMinor: payload.totalMinor },
+  });
 }
