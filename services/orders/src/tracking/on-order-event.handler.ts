@@ -1,7 +1,7 @@
 import { ORDER_EVENT_TYPES } from '@keel/contracts';
 import { asPlatformTables } from '@keel/platform/db';
 import type { Subscription } from '@keel/platform/outbox';
-import { appendFeedEntry, type TrackingSchema } from './tracking.repository.ts';
+import { appendFeedEntries, type TrackingSchema } from './tracking.repository.ts';
 import { toFeedEntryInput } from './tracking.ts';
 
 export const TRACKING_SUBSCRIPTION_NAME = 'orders.tracking';
@@ -13,10 +13,11 @@ export const TRACKING_SUBSCRIPTION_NAME = 'orders.tracking';
  * processes) and serialise on the outlet's cursor row.
  *
  * Contention on a busy outlet's cursor is bounded by the dispatcher's batch:
- * the row stays locked until the batch commits. Two batches that append to
- * the same two outlets in opposite order can deadlock; Postgres aborts one,
- * its savepoint gives the positions back and the bus retries it (hence the
- * generous `maxAttempts`).
+ * the row stays locked until the batch commits. A whole batch is appended in
+ * one statement that takes the cursors in outlet order; events handled one
+ * at a time (a failed batch's isolated rerun) take them in event order, so
+ * two such runs can deadlock. Postgres aborts one, its positions are given
+ * back and the bus retries it (hence the generous `maxAttempts`).
  */
 export function createTrackingSubscription(): Subscription {
   return {
@@ -28,7 +29,10 @@ export function createTrackingSubscription(): Subscription {
     maxConcurrentBatches: 1,
     maxAttempts: 20,
     async handler(event, trx) {
-      await appendFeedEntry(asPlatformTables<TrackingSchema>(trx), toFeedEntryInput(event));
+      await appendFeedEntries(asPlatformTables<TrackingSchema>(trx), [toFeedEntryInput(event)]);
+    },
+    async handleBatch(events, trx) {
+      await appendFeedEntries(asPlatformTables<TrackingSchema>(trx), events.map(toFeedEntryInput));
     },
   };
 }

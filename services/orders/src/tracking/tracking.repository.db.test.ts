@@ -13,6 +13,7 @@ import {
   toEnvelope,
 } from './tracking.factories.ts';
 import {
+  appendFeedEntries,
   appendFeedEntry,
   findFeedEntriesAfter,
   findFeedPositions,
@@ -176,6 +177,92 @@ describe('orders.tracking subscription', () => {
       expect(await received).toBe(`${outlet.id}:1`);
     } finally {
       await listener.end();
+    }
+  });
+});
+
+describe('appendFeedEntries (a dispatcher batch)', () => {
+  function placedEntry(outletId: string): FeedEntryInput {
+    return toFeedEntryInput(toEnvelope(orderPlaced(buildTrackedOrder({ outletId }))));
+  }
+
+  it('continues each outlet’s positions in batch order, skipping events in the feed already or named twice', async () => {
+    const first = await createTestOutlet(testDb.database);
+    const second = await createTestOutlet(testDb.database);
+    const earlier = placedEntry(first.id);
+    await db.transaction((trx) => appendFeedEntries(trx, [earlier]));
+    const batch = [
+      placedEntry(second.id),
+      placedEntry(first.id),
+      earlier,
+      placedEntry(second.id),
+      placedEntry(first.id),
+    ];
+    const listener = new pg.Client({ connectionString: testDb.url });
+    await listener.connect();
+    try {
+      const received: (string | undefined)[] = [];
+      listener.on('notification', (message) => received.push(message.payload));
+      await listener.query(`listen ${TRACKING_CHANNEL}`);
+
+      const positions = await db.transaction((trx) =>
+        appendFeedEntries(trx, [...batch, batch[1] as FeedEntryInput]),
+      );
+      await listener.query('select 1');
+
+      const [s1, f2, , s2, f3] = batch.map((entry) => entry.eventId);
+      expect(positions).toEqual(
+        new Map([
+          [s1, 1],
+          [f2, 2],
+          [s2, 2],
+          [f3, 3],
+        ]),
+      );
+      expect((await feedRowsOf(first.id)).map((row) => [Number(row.position), row.event_id])).toEqual([
+        [1, earlier.eventId],
+        [2, f2],
+        [3, f3],
+      ]);
+      expect((await feedRowsOf(second.id)).map((row) => [Number(row.position), row.event_id])).toEqual([
+        [1, s1],
+        [2, s2],
+      ]);
+      expect(new Set(received)).toEqual(
+        new Set([
+          formatFeedNotification(first.id, 2),
+          formatFeedNotification(first.id, 3),
+          formatFeedNotification(second.id, 1),
+          formatFeedNotification(second.id, 2),
+        ]),
+      );
+      expect(received).toHaveLength(4);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it('keeps every outlet gap-free, without deadlock, when batches over the same outlets run concurrently', async () => {
+    const outlets = [
+      await createTestOutlet(testDb.database),
+      await createTestOutlet(testDb.database),
+      await createTestOutlet(testDb.database),
+    ];
+    // Twelve batches of six, each naming the outlets in a different order.
+    const batches = Array.from({ length: 12 }, (_, batch) =>
+      Array.from({ length: 6 }, (_, index) =>
+        placedEntry(outlets[(batch + index * (batch % 2 === 0 ? 1 : 2)) % 3]?.id ?? ''),
+      ),
+    );
+
+    await Promise.all(batches.map((batch) => db.transaction((trx) => appendFeedEntries(trx, batch))));
+
+    for (const outlet of outlets) {
+      const expected = batches.flat().filter((entry) => entry.outletId === outlet.id).length;
+      const rows = await feedRowsOf(outlet.id);
+      expect(rows.map((row) => Number(row.position))).toEqual(
+        Array.from({ length: expected }, (_, i) => i + 1),
+      );
     }
   });
 });

@@ -40,54 +40,98 @@ export const TRACKING_CHANNEL = 'orders_tracking';
 
 /**
  * Appends an order event to its outlet's feed and notifies listeners at
- * commit, in one statement (one round trip per event). Returns the position,
- * or undefined when the event is in the feed already (a redelivery that
- * bypassed the inbox: nothing is appended, no position is used up and
- * nobody is notified).
- *
- * Must run in the transaction that commits the append: the cursor row stays
- * locked until then, which is what makes positions commit in order.
+ * commit (see `appendFeedEntries`). Returns the position, or undefined when
+ * the event is in the feed already.
  */
 export async function appendFeedEntry(trx: TrackingDb, entry: FeedEntryInput): Promise<number | undefined> {
-  // next_position takes the next position and the cursor row's lock. A
-  // concurrent append to the same outlet waits there until this transaction
-  // commits, then continues from the committed value: positions are
-  // gap-free (a rolled back append gives its number back with the row) and
-  // N-1 is visible before N is. The first append of an outlet inserts the
-  // row; a racing first append waits on that insert and then updates.
+  const positions = await appendFeedEntries(trx, [entry]);
+  return positions.get(entry.eventId);
+}
+
+/**
+ * Appends order events to their outlets' feeds, in the given order within
+ * each outlet, and notifies listeners at commit, in one statement (one round
+ * trip per batch). Returns the positions taken, by event id; an event in the
+ * feed already (a redelivery that bypassed the inbox), or named twice, is
+ * appended once: no second row, no position used up, nobody notified.
+ *
+ * Must run in the transaction that commits the appends: the cursor rows stay
+ * locked until then, which is what makes positions commit in order.
+ */
+export async function appendFeedEntries(
+  trx: TrackingDb,
+  entries: readonly FeedEntryInput[],
+): Promise<Map<string, number>> {
+  if (entries.length === 0) return new Map();
+  const rows = entries.map((entry, seq) => ({
+    seq,
+    outlet_id: entry.outletId,
+    order_id: entry.orderId,
+    customer_id: entry.customerId,
+    event_id: entry.eventId,
+    event_type: entry.eventName,
+    status: entry.status,
+    version: entry.version,
+    payload: entry.view,
+    occurred_at: entry.occurredAt,
+  }));
+  // next_positions takes as many positions as an outlet has new entries and
+  // the cursor row's lock. A concurrent append to the same outlet waits there
+  // until this transaction commits, then continues from the committed value:
+  // positions are gap-free (rolled back appends give their numbers back with
+  // the row) and N-1 is visible before N is. An outlet's first append inserts
+  // the row; a racing first append waits on that insert and then updates.
+  // Cursor rows are taken in outlet id order, so two batches cannot deadlock.
   //
-  // Data-modifying CTEs always run, so the event id check sits inside the
-  // cursor's insert: an event already in the feed selects no row, so it takes
-  // no position, inserts no feed row and sends no notification. The check
-  // reads the statement's snapshot; the unique event id still guards a
-  // concurrent duplicate that passed it: its insert fails, its transaction
-  // (and position) rolls back.
+  // Data-modifying CTEs always run, so the event id check sits in `fresh`,
+  // which everything else reads: an event already in the feed takes no
+  // position, inserts no feed row and sends no notification. The check reads
+  // the statement's snapshot; the unique event id still guards a concurrent
+  // duplicate that passed it: its insert fails, its transaction (and
+  // positions) roll back.
   //
-  // The notification is the feed row's RETURNING, so it is sent once per
+  // The notification is each feed row's RETURNING, so it is sent once per
   // appended row, at commit; its payload is formatFeedNotification's
   // `<outletId>:<position>`, built here because the position is only known
   // inside the statement.
-  const result = await sql<{ position: string }>`
-    with next_position as (
-      insert into orders.tracking_cursors (outlet_id, last_position)
-      select ${entry.outletId}::uuid, 1
-      where not exists (select 1 from orders.tracking_feed where event_id = ${entry.eventId}::uuid)
-      on conflict (outlet_id) do update set last_position = orders.tracking_cursors.last_position + 1
-      returning last_position
+  const result = await sql<{ event_id: string; position: string }>`
+    with input as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
+        seq int, outlet_id uuid, order_id uuid, customer_id uuid, event_id uuid, event_type text,
+        status text, version int, payload jsonb, occurred_at timestamptz
+      )
+    ),
+    fresh as (
+      select distinct on (input.event_id) input.* from input
+      where not exists (select 1 from orders.tracking_feed f where f.event_id = input.event_id)
+      order by input.event_id, input.seq
+    ),
+    ranked as (
+      select fresh.*,
+        row_number() over (partition by outlet_id order by seq) as rank,
+        count(*) over (partition by outlet_id) as taken
+      from fresh
+    ),
+    next_positions as (
+      insert into orders.tracking_cursors as c (outlet_id, last_position)
+      select outlet_id, count(*) from fresh group by outlet_id order by outlet_id
+      on conflict (outlet_id) do update set last_position = c.last_position + excluded.last_position
+      returning outlet_id, last_position
     ),
     appended as (
       insert into orders.tracking_feed (
         outlet_id, position, order_id, customer_id, event_id, event_type, status, version, payload, occurred_at
       )
-      select ${entry.outletId}::uuid, next_position.last_position, ${entry.orderId}::uuid,
-             ${entry.customerId}::uuid, ${entry.eventId}::uuid, ${entry.eventName}::text, ${entry.status}::text,
-             ${entry.version}::int, ${JSON.stringify(entry.view)}::jsonb, ${entry.occurredAt}::timestamptz
-      from next_position
-      returning position, pg_notify(${TRACKING_CHANNEL}::text, ${entry.outletId}::text || ':' || position::text)
+      select r.outlet_id, n.last_position - r.taken + r.rank, r.order_id, r.customer_id, r.event_id,
+             r.event_type, r.status, r.version, r.payload, r.occurred_at
+      from ranked r
+      join next_positions n on n.outlet_id = r.outlet_id
+      order by r.outlet_id, r.rank
+      returning event_id, position,
+        pg_notify(${TRACKING_CHANNEL}::text, outlet_id::text || ':' || position::text)
     )
-    select position from appended`.execute(trx);
-  const row = result.rows[0];
-  return row === undefined ? undefined : Number(row.position);
+    select event_id::text as event_id, position::text as position from appended`.execute(trx);
+  return new Map(result.rows.map((row) => [row.event_id, Number(row.position)]));
 }
 
 /** Entries of an outlet after `position`, oldest first; only `orderId`'s when given. */
