@@ -13,6 +13,7 @@ import {
   RefundIssuedV1,
   SlotsChangedV1,
 } from '@keel/contracts';
+import { type Kysely, sql } from '@keel/platform/db';
 import { emitEvent, handleEventOnce } from '@keel/platform/outbox';
 import { createTestAccount, signIn, useTestApp } from '@keel/platform/testing';
 import type { InjectOptions } from 'fastify';
@@ -42,6 +43,9 @@ const harness = useTestApp({
 });
 const inject = (options: InjectOptions) => harness.testApp.app.inject(options);
 
+/** Every event the world below emitted, in emit order. */
+const emitted: EventEnvelope[] = [];
+
 // Payloads are checked against the contract by emitEvent at run time.
 async function emit(
   definition: EventDefinition<string, TSchema>,
@@ -49,7 +53,7 @@ async function emit(
   payload: Record<string, unknown>,
   occurredAt: string,
 ): Promise<EventEnvelope> {
-  return harness.testDb.database.typed<unknown>().transaction((trx) =>
+  const event = await harness.testDb.database.typed<unknown>().transaction((trx) =>
     emitEvent(
       trx,
       {
@@ -62,6 +66,8 @@ async function emit(
       { definition },
     ),
   );
+  emitted.push(event);
+  return event;
 }
 
 type Doctor = { id: string; specialty: string; currency: string };
@@ -365,6 +371,15 @@ const CAROL = {
   slot_utilisation: 0.3333,
 };
 
+/** Carries a result out of a transaction that must not commit. */
+class RolledBack extends Error {
+  readonly result: { rows: Record<string, unknown>[] };
+  constructor(result: { rows: Record<string, unknown>[] }) {
+    super('rolled back on purpose');
+    this.result = result;
+  }
+}
+
 describe('getTelemedicineAnalytics', () => {
   it('reports exact totals, days, specialties and doctors from the rollup', async () => {
     const response = await getAnalytics(admin, RANGE);
@@ -472,6 +487,35 @@ describe('getTelemedicineAnalytics', () => {
     await harness.testApp.background.drainEvents();
     const response = await getAnalytics(admin, RANGE);
     expect(response.json().totals).toEqual(TOTALS);
+  });
+
+  it('projects the dispatcher’s batches exactly as it projects the events one at a time', async () => {
+    const doctorIds = [alice.id, bob.id, carol.id];
+    const readRollup = (db: Kysely<unknown>) =>
+      sql<Record<string, unknown>>`
+        select * from telemedicine.analytics_daily where doctor_id = any(${doctorIds}::uuid[])
+        order by day, doctor_id, specialty, currency`.execute(db);
+    // What the bus's batches (handleBatch) built in beforeAll.
+    const batched = await harness.testDb.database.typed<unknown>().run(readRollup);
+    expect(batched.rows.length).toBeGreaterThan(0);
+
+    // The same events through `handler`, one at a time, on an empty rollup, rolled back after.
+    const subscription = createAnalyticsSubscription();
+    const oneByOne = await harness.testDb.database
+      .typed<unknown>()
+      .transaction(async (trx) => {
+        await sql`delete from telemedicine.analytics_daily where doctor_id = any(${doctorIds}::uuid[])`.execute(
+          trx,
+        );
+        for (const event of emitted) await subscription.handler(event, trx);
+        throw new RolledBack(await readRollup(trx));
+      })
+      .catch((error: unknown) => {
+        if (error instanceof RolledBack) return error.result;
+        throw error;
+      });
+
+    expect(oneByOne.rows).toEqual(batched.rows);
   });
 
   it('answers 400 telemedicine.analytics_invalid_range for from after to or more than 366 days', async () => {

@@ -42,5 +42,9 @@ export function createDoctorListingChangedSubscription(cache: DoctorSearchCache)
     handler: async () => {
       await cache.invalidate();
     },
+    // One mark covers the whole batch.
+    handleBatch: async () => {
+      await cache.invalidate();
+    },
   };
 }
