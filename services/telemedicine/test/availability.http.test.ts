@@ -680,6 +680,7 @@ describe('materialisation', () => {
         return randomUUID();
       },
       sendWith: async () => null,
+      sendManyWith: async () => {},
     };
     const queue = createExtendSlotWindowsQueue({ db: testDb.database.typed<TelemedicineSchema>(), jobs });
     await queue.handler({

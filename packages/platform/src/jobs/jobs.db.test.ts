@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { sql } from '../db/index.ts';
 import { AppError } from '../errors/index.ts';
 import { createLogger } from '../observability/logger.ts';
 import { Registry } from '../observability/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../testing/index.ts';
 import { JobsError } from './jobs.errors.ts';
 import { createJobs, type Jobs, type JobsOptions } from './jobs.service.ts';
-import type { JobContext, JobQueueDefinition } from './jobs.ts';
+import { deadLetterQueueName, type JobContext, type JobQueueDefinition } from './jobs.ts';
 
 type Payload = { orderId: string };
 
@@ -370,6 +371,108 @@ describe('jobs', () => {
     const job = await findJob(queue.name, id ?? '');
     expect(job).toMatchObject({ state: 'created', data: { orderId: 'order-8' } });
     expect(job?.startAfter.getTime()).toBeGreaterThan(job?.createdOn.getTime() ?? 0);
+  });
+
+  it('enqueues nothing when sendManyWith runs in a transaction that rolls back', async () => {
+    const queue = buildQueue({ handler: async () => {} });
+    await producer.register(queue);
+
+    await expect(
+      testDb.database.typed<Record<string, never>>().transaction(async (trx) => {
+        await producer.sendManyWith<Payload>(trx, queue.name, [
+          { orderId: 'order-9' },
+          { orderId: 'order-10' },
+        ]);
+        // Visible inside the transaction: the insert did run in it.
+        const inside = await sql<{ count: number }>`
+          select count(*)::int as count from pgboss.job where name = ${queue.name}`.execute(trx);
+        expect(inside.rows).toEqual([{ count: 2 }]);
+        throw new Error('business write failed');
+      }),
+    ).rejects.toThrow('business write failed');
+
+    expect(await inspector.findJobs(queue.name)).toEqual([]);
+  });
+
+  it('enqueues one job per item with the settings a sent job gets when sendManyWith commits', async () => {
+    const queue = buildQueue({
+      retryLimit: 4,
+      retryDelaySeconds: 3,
+      retryBackoff: true,
+      retryDelayMaxSeconds: 40,
+      expireInSeconds: 120,
+      handler: async () => {},
+    });
+    await producer.register(queue);
+
+    await testDb.database
+      .typed<Record<string, never>>()
+      .transaction((trx) =>
+        producer.sendManyWith<Payload>(trx, queue.name, [
+          { orderId: 'order-11' },
+          { orderId: 'order-12' },
+          { orderId: 'order-13' },
+        ]),
+      );
+    const sentId = await producer.send(queue.name, { orderId: 'order-sent' });
+
+    const found = await inspector.findJobs<Payload>(queue.name);
+    const settingsOf = (job: (typeof found)[number]) => ({
+      state: job.state,
+      retryLimit: job.retryLimit,
+      retryDelay: job.retryDelay,
+      retryBackoff: job.retryBackoff,
+      retryDelayMax: job.retryDelayMax,
+      expireInSeconds: job.expireInSeconds,
+      deadLetter: job.deadLetter,
+      policy: job.policy,
+      priority: job.priority,
+    });
+    const sent = found.find((job) => job.id === sentId);
+    const inserted = found.filter((job) => job.id !== sentId);
+    expect(inserted.map((job) => job.data.orderId).sort()).toEqual(['order-11', 'order-12', 'order-13']);
+    expect(sent === undefined ? undefined : settingsOf(sent)).toEqual({
+      state: 'created',
+      retryLimit: 4,
+      retryDelay: 3,
+      retryBackoff: true,
+      retryDelayMax: 40,
+      expireInSeconds: 120,
+      deadLetter: deadLetterQueueName(queue.name),
+      policy: 'standard',
+      priority: 0,
+    });
+    for (const job of inserted) expect(settingsOf(job)).toEqual(sent === undefined ? {} : settingsOf(sent));
+  });
+
+  it('runs every job of sendManyWith with the registered handler', async () => {
+    const seen: string[] = [];
+    const queue = buildQueue({ handler: async (job) => void seen.push(job.data.orderId) });
+    await jobs.register(queue);
+
+    await testDb.database
+      .typed<Record<string, never>>()
+      .transaction((trx) =>
+        jobs.sendManyWith<Payload>(trx, queue.name, [{ orderId: 'order-14' }, { orderId: 'order-15' }]),
+      );
+
+    await vi.waitFor(async () => {
+      const found = await inspector.findJobs<Payload>(queue.name);
+      expect(found.map((job) => job.state)).toEqual(['completed', 'completed']);
+    }, WAIT);
+    expect(seen.sort()).toEqual(['order-14', 'order-15']);
+  });
+
+  it('runs no statement when sendManyWith gets no items', async () => {
+    const queue = buildQueue({ handler: async () => {} });
+    await producer.register(queue);
+
+    await testDb.database.typed<Record<string, never>>().transaction(async (trx) => {
+      const executeQuery = vi.spyOn(trx, 'executeQuery');
+      await producer.sendManyWith<Payload>(trx, queue.name, []);
+      expect(executeQuery).not.toHaveBeenCalled();
+    });
+    expect(await inspector.findJobs(queue.name)).toEqual([]);
   });
 
   it('waits on stop for a running job to finish and completes it', async () => {

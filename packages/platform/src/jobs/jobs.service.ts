@@ -78,6 +78,21 @@ export type Jobs = {
     data: Payload,
     options?: SendJobOptions,
   ): Promise<string | null>;
+  /**
+   * Enqueues one job per item of `data` inside the caller's Kysely transaction, in one statement
+   * (none for an empty array): they exist if and only if the transaction commits. Each job gets
+   * the queue's settings (retries, expiry, dead-letter queue), as `sendWith` does; a job the queue
+   * policy drops as a duplicate is skipped without a word. Returns nothing: no caller needs the ids,
+   * and with skipped jobs they could not be matched to `data` anyway.
+   *
+   * @example
+   * await jobs.sendManyWith(trx, 'orders.send-notification', inserted.map((eventId) => ({ eventId })));
+   */
+  sendManyWith<Payload extends object>(
+    trx: AnyTransaction,
+    name: string,
+    data: readonly Payload[],
+  ): Promise<void>;
   /** Sends a job to `name` on a cron expression (one per process fleet, not per process). */
   schedule(name: string, cron: string, data?: object, options?: ScheduleJobOptions): Promise<void>;
   unschedule(name: string): Promise<void>;
@@ -351,6 +366,19 @@ export function createJobs(options: JobsOptions): Jobs {
 
     sendWith(trx, name, data, sendOptions = {}) {
       return send(name, data, sendOptions, trx);
+    },
+
+    async sendManyWith(trx, name, data) {
+      assertRunning(`send to ${name}`);
+      if (data.length === 0) return;
+      // insert() runs the statement send() runs (plans.insertJobs), for many rows: every setting a
+      // job leaves unset is read from the queue's row in that statement, so these jobs retry, expire
+      // and dead-letter as the registered definition says, like a send.
+      await boss.insert(
+        name,
+        data.map((payload) => ({ data: payload })),
+        { db: fromKysely(trx) },
+      );
     },
 
     async schedule(name, cron, data, scheduleOptions = {}) {

@@ -22,7 +22,7 @@ export type ServiceContext = {
 };
 
 /** Sends jobs; available once the server has started (from request and event handlers). */
-export type JobSender = Pick<Jobs, 'send' | 'sendWith'>;
+export type JobSender = Pick<Jobs, 'send' | 'sendWith' | 'sendManyWith'>;
 
 /**
  * What a service runs outside requests. A module declares its event

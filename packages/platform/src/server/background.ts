@@ -126,6 +126,7 @@ export function createBackground(settings: BackgroundSettings): Background {
   const sender: JobSender = {
     send: (name, data, options) => requireJobs().send(name, data, options),
     sendWith: (trx, name, data, options) => requireJobs().sendWith(trx, name, data, options),
+    sendManyWith: (trx, name, data) => requireJobs().sendManyWith(trx, name, data),
   };
 
   async function prepare(): Promise<void> {
