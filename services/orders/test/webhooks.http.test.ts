@@ -1,18 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import {
   type EventDefinition,
   type EventEnvelope,
   type InventoryLowStockPayload,
   InventoryLowStockV1,
+  type OrderCancelledPayload,
+  OrderCancelledV1,
   type OrderPlacedPayload,
   OrderPlacedV1,
+  type OrderStatusChangedPayload,
+  OrderStatusChangedV1,
 } from '@keel/contracts';
 import { loadFieldCrypto } from '@keel/platform/crypto';
+import type { AnyTransaction } from '@keel/platform/db';
 import { isAppError } from '@keel/platform/errors';
 import { type JobSender, systemClock } from '@keel/platform/module';
-import { emitEvent } from '@keel/platform/outbox';
+import { type BatchEventHandler, emitEvent, type Subscription } from '@keel/platform/outbox';
 import { useTestApp } from '@keel/platform/testing';
 import type { InjectOptions } from 'fastify';
 import type { TSchema } from 'typebox';
@@ -155,8 +161,8 @@ function emitPlaced(): Promise<EventEnvelope> {
   return emit(OrderPlacedV1, payload.orderId, payload);
 }
 
-function emitLowStock(): Promise<EventEnvelope> {
-  const payload: InventoryLowStockPayload = {
+function buildLowStockPayload(): InventoryLowStockPayload {
+  return {
     stockItemId: randomUUID(),
     outletId: randomUUID(),
     sku: 'BUN',
@@ -168,6 +174,10 @@ function emitLowStock(): Promise<EventEnvelope> {
     cause: 'adjustment',
     detectedAt: new Date().toISOString(),
   };
+}
+
+function emitLowStock(): Promise<EventEnvelope> {
+  const payload = buildLowStockPayload();
   return emit(InventoryLowStockV1, payload.stockItemId, payload);
 }
 
@@ -390,6 +400,9 @@ describe('webhook delivery job, run directly', () => {
       sentJobs.push(data as unknown as WebhookDeliveryJob);
       return randomUUID();
     },
+    sendManyWith: async (_trx, _name, data) => {
+      sentJobs.push(...(data as unknown as WebhookDeliveryJob[]));
+    },
   };
 
   function buildQueue(options: { timeoutMs?: number } = {}) {
@@ -552,5 +565,275 @@ describe('webhook delivery job, run directly', () => {
       last_error: 'orders.webhook_endpoint_inactive',
     });
     expect(receivedAt(path)).toHaveLength(0);
+  });
+});
+
+describe('webhook fan-out, a batch at once and one event at a time', () => {
+  // A recording job sender, as above: the jobs would POST to every active
+  // endpoint of earlier tests too, racing their assertions.
+  type SentJobs = { method: 'sendWith' | 'sendManyWith'; deliveryIds: string[] };
+
+  function buildSubscription(calls: SentJobs[]): Subscription {
+    const jobs: JobSender = {
+      send: async () => {
+        throw new Error('fan-out enqueues inside its transaction');
+      },
+      sendWith: async (_trx, name, data) => {
+        expect(name).toBe(WEBHOOK_DELIVERY_QUEUE);
+        calls.push({ method: 'sendWith', deliveryIds: [(data as unknown as WebhookDeliveryJob).deliveryId] });
+        return randomUUID();
+      },
+      sendManyWith: async (_trx, name, data) => {
+        expect(name).toBe(WEBHOOK_DELIVERY_QUEUE);
+        const deliveryJobs = data as unknown as readonly WebhookDeliveryJob[];
+        calls.push({ method: 'sendManyWith', deliveryIds: deliveryJobs.map((job) => job.deliveryId) });
+      },
+    };
+    return createWebhookFanOutSubscription({ clock: systemClock, ids: { uuid: randomUUID }, jobs });
+  }
+
+  function batchHandlerOf(subscription: Subscription): BatchEventHandler {
+    if (subscription.handleBatch === undefined) throw new Error(`${subscription.name} has no handleBatch`);
+    return subscription.handleBatch;
+  }
+
+  function inTransaction(work: (trx: AnyTransaction) => Promise<void>): Promise<void> {
+    return harness.testDb.database.typed<unknown>().transaction(work);
+  }
+
+  /** `trx` with a count of the statements run through it. */
+  function countingStatements(trx: AnyTransaction): { trx: AnyTransaction; statements: () => number } {
+    let statements = 0;
+    const counted = trx.withPlugin({
+      transformQuery: ({ node }) => node,
+      transformResult: async ({ result }) => {
+        statements += 1;
+        return result;
+      },
+    });
+    return { trx: counted, statements: () => statements };
+  }
+
+  function envelope(
+    name: string,
+    names: Map<string, string>,
+    definition: EventDefinition<string, TSchema>,
+    aggregateId: string,
+    payload: object,
+  ): EventEnvelope {
+    const event: EventEnvelope = {
+      id: randomUUID(),
+      type: definition.type,
+      aggregateType: 'order',
+      aggregateId,
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+      payload,
+    };
+    names.set(event.id, name);
+    return event;
+  }
+
+  /**
+   * Two orders' events of four types, one of them two events of one order (the
+   * subscription is not ordered per order, so a batch may hold both), never
+   * written to the outbox. `names`: event id to name.
+   */
+  function buildEvents(): { events: EventEnvelope[]; names: Map<string, string> } {
+    const names = new Map<string, string>();
+    const first = buildPlacedPayload();
+    const second = buildPlacedPayload();
+    const lowStock = buildLowStockPayload();
+    const confirmed: OrderStatusChangedPayload = {
+      orderId: first.orderId,
+      outletId: first.outletId,
+      customerId: first.customerId,
+      from: 'PLACED',
+      to: 'CONFIRMED',
+      version: 2,
+      placedAt: first.placedAt,
+      changedAt: new Date().toISOString(),
+      changedBy: randomUUID(),
+    };
+    const cancelled: OrderCancelledPayload = {
+      orderId: second.orderId,
+      outletId: second.outletId,
+      customerId: second.customerId,
+      from: 'PLACED',
+      version: 2,
+      cancelledBy: 'customer',
+      reason: 'Changed my mind',
+      currency: 'EUR',
+      totalMinor: second.totalMinor,
+      releasedStock: [],
+      placedAt: second.placedAt,
+      cancelledAt: new Date().toISOString(),
+    };
+    const events = [
+      envelope('1 placed', names, OrderPlacedV1, first.orderId, first),
+      envelope('2 placed', names, OrderPlacedV1, second.orderId, second),
+      envelope('1 confirmed', names, OrderStatusChangedV1, first.orderId, confirmed),
+      envelope('low stock', names, InventoryLowStockV1, lowStock.stockItemId, lowStock),
+      envelope('2 cancelled', names, OrderCancelledV1, second.orderId, cancelled),
+    ];
+    return { events, names };
+  }
+
+  /** Two endpoints of this test, subscribed to different types, by name. */
+  async function createTwoEndpoints(): Promise<Map<string, string>> {
+    const placedAndLowStock = await createEndpoint(`/batch/${randomUUID()}`, [
+      OrderPlacedV1.type,
+      InventoryLowStockV1.type,
+    ]);
+    const placedAndStatus = await createEndpoint(`/batch/${randomUUID()}`, [
+      OrderPlacedV1.type,
+      OrderStatusChangedV1.type,
+    ]);
+    return new Map([
+      [placedAndLowStock.id, 'placed+low-stock'],
+      [placedAndStatus.id, 'placed+status'],
+    ]);
+  }
+
+  /**
+   * The deliveries of `events` as stored, with event and endpoint names for ids
+   * (endpoints of earlier tests are all `other`), sorted; and whether exactly
+   * one job was sent per delivery.
+   */
+  async function storedFanOut(
+    scenario: { events: EventEnvelope[]; names: Map<string, string> },
+    endpointNames: Map<string, string>,
+    calls: SentJobs[],
+  ) {
+    const result = await harness.testDb.database.pool.query<{
+      id: string;
+      endpoint_id: string;
+      event_id: string;
+      event_type: string;
+      body: string;
+      status: string;
+      attempts: number;
+    }>(
+      `select id, endpoint_id, event_id, event_type, body, status, attempts
+         from orders.webhook_deliveries where event_id = any($1::uuid[])`,
+      [scenario.events.map((event) => event.id)],
+    );
+    const deliveries = result.rows
+      .map((row) => {
+        const event = scenario.events.find((candidate) => candidate.id === row.event_id);
+        const { id, type, occurredAt, schemaVersion, aggregateType, aggregateId, payload } = event ?? {};
+        const sent = { id, type, occurredAt, schemaVersion, aggregateType, aggregateId, payload };
+        return {
+          event: scenario.names.get(row.event_id),
+          endpoint: endpointNames.get(row.endpoint_id) ?? 'other',
+          eventType: row.event_type,
+          body: isDeepStrictEqual(JSON.parse(row.body), sent) ? 'the event' : row.body,
+          status: row.status,
+          attempts: row.attempts,
+        };
+      })
+      .sort((left, right) =>
+        `${left.event} ${left.endpoint}`.localeCompare(`${right.event} ${right.endpoint}`),
+      );
+    const jobs = calls.flatMap((call) => call.deliveryIds).sort();
+    return {
+      deliveries,
+      isOneJobPerDelivery: isDeepStrictEqual(jobs, result.rows.map((row) => row.id).sort()),
+    };
+  }
+
+  const fannedOut = (event: string, endpoint: string, eventType: string) => ({
+    event,
+    endpoint,
+    eventType,
+    body: 'the event',
+    status: 'pending',
+    attempts: 0,
+  });
+  const EXPECTED_OF_THIS_TEST = [
+    fannedOut('1 confirmed', 'placed+status', OrderStatusChangedV1.type),
+    fannedOut('1 placed', 'placed+low-stock', OrderPlacedV1.type),
+    fannedOut('1 placed', 'placed+status', OrderPlacedV1.type),
+    fannedOut('2 placed', 'placed+low-stock', OrderPlacedV1.type),
+    fannedOut('2 placed', 'placed+status', OrderPlacedV1.type),
+    fannedOut('low stock', 'placed+low-stock', InventoryLowStockV1.type),
+  ];
+
+  it('records the same deliveries and jobs through handleBatch as through handler event by event', async () => {
+    const endpointNames = await createTwoEndpoints();
+    const oneByOneCalls: SentJobs[] = [];
+    const oneByOne = buildEvents();
+    const batchedCalls: SentJobs[] = [];
+    const batched = buildEvents();
+
+    const handler = buildSubscription(oneByOneCalls).handler;
+    await inTransaction(async (trx) => {
+      for (const event of oneByOne.events) await handler(event, trx);
+    });
+    const handleBatch = batchHandlerOf(buildSubscription(batchedCalls));
+    await inTransaction((trx) => handleBatch(batched.events, trx));
+
+    const expected = await storedFanOut(oneByOne, endpointNames, oneByOneCalls);
+    expect(expected.isOneJobPerDelivery).toBe(true);
+    expect(expected.deliveries.filter((delivery) => delivery.endpoint !== 'other')).toEqual(
+      EXPECTED_OF_THIS_TEST,
+    );
+    // Endpoints of earlier tests included: the same fan-out, whatever they subscribed to.
+    expect(await storedFanOut(batched, endpointNames, batchedCalls)).toEqual(expected);
+    // One call for the batch, where the handler enqueues one job at a time.
+    expect(batchedCalls.map((call) => call.method)).toEqual(['sendManyWith']);
+  });
+
+  it('fans a batch out in two statements and one job call, and in one statement when no endpoint takes its types', async () => {
+    const endpointNames = await createTwoEndpoints();
+    const calls: SentJobs[] = [];
+    const handleBatch = batchHandlerOf(buildSubscription(calls));
+    const scenario = buildEvents();
+
+    await inTransaction(async (trx) => {
+      const counting = countingStatements(trx);
+      await handleBatch(scenario.events, counting.trx);
+      // The endpoints, the deliveries; the jobs are the recording sender's one call.
+      expect(counting.statements()).toBe(2);
+    });
+    expect(calls.map((call) => call.method)).toEqual(['sendManyWith']);
+    expect((await storedFanOut(scenario, endpointNames, calls)).isOneJobPerDelivery).toBe(true);
+
+    // No endpoint can subscribe to a type outside WEBHOOK_EVENT_TYPES.
+    const names = new Map<string, string>();
+    const unsubscribed = [
+      envelope('unknown', names, OrderPlacedV1, randomUUID(), buildPlacedPayload()),
+      envelope('unknown again', names, OrderPlacedV1, randomUUID(), buildPlacedPayload()),
+    ].map((event) => ({ ...event, type: 'orders.order_eaten.v1' }));
+    calls.length = 0;
+    await inTransaction(async (trx) => {
+      const counting = countingStatements(trx);
+      await handleBatch(unsubscribed, counting.trx);
+      expect(counting.statements()).toBe(1);
+    });
+    expect(calls.flatMap((call) => call.deliveryIds)).toEqual([]);
+  });
+
+  it('records no second delivery and enqueues no second job when a batch is handled again', async () => {
+    const endpointNames = await createTwoEndpoints();
+    const calls: SentJobs[] = [];
+    const subscription = buildSubscription(calls);
+    const handleBatch = batchHandlerOf(subscription);
+    const scenario = buildEvents();
+    await inTransaction((trx) => handleBatch(scenario.events, trx));
+    const first = await storedFanOut(scenario, endpointNames, calls);
+
+    // Redelivered as a batch, then one event at a time: (event, endpoint) keys the deliveries.
+    await inTransaction((trx) => handleBatch(scenario.events, trx));
+    await inTransaction(async (trx) => {
+      for (const event of scenario.events) await subscription.handler(event, trx);
+    });
+
+    const again = await storedFanOut(scenario, endpointNames, calls);
+    expect(again).toEqual(first);
+    expect(again.isOneJobPerDelivery).toBe(true);
+    expect(again.deliveries.filter((delivery) => delivery.endpoint !== 'other')).toEqual(
+      EXPECTED_OF_THIS_TEST,
+    );
   });
 });

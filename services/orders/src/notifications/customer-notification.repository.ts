@@ -1,8 +1,10 @@
-import type { Kysely } from '@keel/platform/db';
-import type {
-  CustomerNotification,
-  CustomerNotificationTemplate,
-  NotificationData,
+import { type Kysely, sql } from '@keel/platform/db';
+import {
+  type CustomerNotification,
+  type CustomerNotificationTemplate,
+  type NotificationData,
+  type PlacedAmount,
+  placedAmountOf,
 } from './customer-notification.ts';
 
 // Table of migrations/0004_webhooks.sql owned by this feature.
@@ -22,44 +24,57 @@ export type NotificationsDb = Kysely<NotificationsSchema>;
 
 export type StoredNotification = CustomerNotification & { createdAt: Date; sentAt: Date | null };
 
-/** False when the event was already recorded (a redelivery): the caller then enqueues nothing. */
-export async function insertCustomerNotification(
+/**
+ * Inserts the notifications not recorded yet, in one statement; returns the
+ * event ids it inserted, in the order given and each once (none on a
+ * redelivered batch).
+ */
+export async function insertCustomerNotifications(
   db: NotificationsDb,
-  notification: CustomerNotification,
-  createdAt: Date,
-): Promise<boolean> {
-  const row = await db
+  notifications: readonly (CustomerNotification & { createdAt: Date })[],
+): Promise<string[]> {
+  if (notifications.length === 0) return [];
+  const rows = await db
     .insertInto('orders.customer_notifications')
-    .values({
-      event_id: notification.eventId,
-      order_id: notification.orderId,
-      customer_id: notification.customerId,
-      template: notification.template,
-      data: notification.data,
-      created_at: createdAt,
-    })
+    .values(
+      notifications.map((notification) => ({
+        event_id: notification.eventId,
+        order_id: notification.orderId,
+        customer_id: notification.customerId,
+        template: notification.template,
+        data: notification.data,
+        created_at: notification.createdAt,
+      })),
+    )
     .onConflict((conflict) => conflict.column('event_id').doNothing())
     .returning('event_id')
-    .executeTakeFirst();
-  return row !== undefined;
+    .execute();
+  const inserted = new Set(rows.map((row) => row.event_id));
+  // delete() is true once per id: an event listed twice was inserted (at most) once.
+  return notifications
+    .map((notification) => notification.eventId)
+    .filter((eventId) => inserted.delete(eventId));
 }
 
-/** The total and currency the placement message of an order carried, if there was one. */
-export async function findPlacedAmount(
+/** The total and currency the placement message of each order carried: by order id, the orders with one. */
+export async function findPlacedAmounts(
   db: NotificationsDb,
-  orderId: string,
-): Promise<{ totalMinor: number; currency: string } | undefined> {
-  const row = await db
+  orderIds: readonly string[],
+): Promise<Map<string, PlacedAmount>> {
+  const amounts = new Map<string, PlacedAmount>();
+  if (orderIds.length === 0) return amounts;
+  const rows = await db
     .selectFrom('orders.customer_notifications')
-    .select('data')
-    .where('order_id', '=', orderId)
+    .select(['order_id', 'data'])
+    .where(sql<boolean>`order_id = any(${[...new Set(orderIds)]}::uuid[])`)
     .where('template', '=', 'orders.order_placed')
-    .executeTakeFirst();
-  const totalMinor = row?.data.totalMinor;
-  const currency = row?.data.currency;
-  return typeof totalMinor === 'number' && typeof currency === 'string'
-    ? { totalMinor, currency }
-    : undefined;
+    .execute();
+  for (const row of rows) {
+    const amount = placedAmountOf(row.data);
+    // An order has one placement; should it have more, one is taken.
+    if (amount !== undefined && !amounts.has(row.order_id)) amounts.set(row.order_id, amount);
+  }
+  return amounts;
 }
 
 export async function findCustomerNotification(

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEnvelope, OrderStatus } from '@keel/contracts';
 import { describe, expect, it } from 'vitest';
-import { decideNotification, recipientOf } from './customer-notification.ts';
+import {
+  addPlacedAmounts,
+  type CustomerNotification,
+  decideNotification,
+  recipientOf,
+} from './customer-notification.ts';
 
 const orderId = randomUUID();
 const outletId = randomUUID();
@@ -108,5 +113,39 @@ describe('decideNotification', () => {
 describe('recipientOf', () => {
   it('addresses the account, for the notifier adapter to resolve', () => {
     expect(recipientOf(customerId)).toBe(`account:${customerId}`);
+  });
+});
+
+describe('addPlacedAmounts', () => {
+  function notification(
+    order: string,
+    template: CustomerNotification['template'],
+    data: CustomerNotification['data'] = {},
+  ): CustomerNotification {
+    return { eventId: randomUUID(), orderId: order, customerId, template, data: { orderId: order, ...data } };
+  }
+
+  it('adds the stored total, else a placement earlier in the batch, to status messages only', () => {
+    const [stored, earlier, later, none] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const batch = [
+      notification(stored, 'orders.order_status_changed', { status: 'CONFIRMED' }),
+      notification(earlier, 'orders.order_placed', { status: 'PLACED', totalMinor: 500, currency: 'EUR' }),
+      notification(earlier, 'orders.order_status_changed', { status: 'CONFIRMED' }),
+      // The one-event path would not have stored this placement yet when it reads the total.
+      notification(later, 'orders.order_status_changed', { status: 'CONFIRMED' }),
+      notification(later, 'orders.order_placed', { status: 'PLACED', totalMinor: 700, currency: 'EUR' }),
+      notification(none, 'orders.order_cancelled', { status: 'CANCELLED' }),
+    ];
+
+    const withAmounts = addPlacedAmounts(batch, new Map([[stored, { totalMinor: 1248, currency: 'USD' }]]));
+
+    expect(withAmounts.map((each) => each.data)).toEqual([
+      { orderId: stored, status: 'CONFIRMED', totalMinor: 1248, currency: 'USD' },
+      { orderId: earlier, status: 'PLACED', totalMinor: 500, currency: 'EUR' },
+      { orderId: earlier, status: 'CONFIRMED', totalMinor: 500, currency: 'EUR' },
+      { orderId: later, status: 'CONFIRMED' },
+      { orderId: later, status: 'PLACED', totalMinor: 700, currency: 'EUR' },
+      { orderId: none, status: 'CANCELLED' },
+    ]);
   });
 });

@@ -97,3 +97,41 @@ export function decideNotification(event: EventEnvelope): CustomerNotification |
   }
   return undefined;
 }
+
+/** What a status message repeats from the order's placement message. */
+export type PlacedAmount = { totalMinor: number; currency: string };
+
+/** The total and currency a placement message's data holds, if it holds both. */
+export function placedAmountOf(data: NotificationData): PlacedAmount | undefined {
+  const { totalMinor, currency } = data;
+  return typeof totalMinor === 'number' && typeof currency === 'string'
+    ? { totalMinor, currency }
+    : undefined;
+}
+
+/**
+ * Status messages of a batch with their order's total added, as the
+ * one-event path adds it: from the placement message already stored, else
+ * from a placement earlier in the same batch (which that path would have
+ * stored by then). The bus never hands a batch both for one order (the
+ * subscription is ordered per order), a direct caller may.
+ */
+export function addPlacedAmounts(
+  notifications: readonly CustomerNotification[],
+  storedAmounts: ReadonlyMap<string, PlacedAmount>,
+): CustomerNotification[] {
+  const placedEarlier = new Map<string, PlacedAmount>();
+  return notifications.map((notification) => {
+    if (notification.template === 'orders.order_placed') {
+      const amount = placedAmountOf(notification.data);
+      if (amount !== undefined && !placedEarlier.has(notification.orderId))
+        placedEarlier.set(notification.orderId, amount);
+      return notification;
+    }
+    if (notification.template !== 'orders.order_status_changed') return notification;
+    const amount = storedAmounts.get(notification.orderId) ?? placedEarlier.get(notification.orderId);
+    return amount === undefined
+      ? notification
+      : { ...notification, data: { ...notification.data, ...amount } };
+  });
+}

@@ -136,22 +136,48 @@ export async function updateEndpointDeactivated(
   return row === undefined ? undefined : toEndpoint(row);
 }
 
-export async function findActiveEndpointIdsFor(db: WebhooksDb, eventType: string): Promise<string[]> {
+/**
+ * The active endpoints of several event types in one query: by type,
+ * the ids of the active endpoints subscribed to it, ordered by id; a type
+ * none subscribed to is absent.
+ */
+export async function findActiveEndpointIdsByType(
+  db: WebhooksDb,
+  eventTypes: readonly string[],
+): Promise<Map<string, string[]>> {
+  const byType = new Map<string, string[]>();
+  if (eventTypes.length === 0) return byType;
   const rows = await db
     .selectFrom('orders.webhook_endpoints')
-    .select('id')
+    .select(['id', 'event_types'])
     .where('is_active', '=', true)
-    .where(sql<boolean>`${eventType} = any(event_types)`)
+    .where(sql<boolean>`event_types && ${[...new Set(eventTypes)]}::text[]`)
     .orderBy('id')
     .execute();
-  return rows.map((row) => row.id);
+  for (const row of rows)
+    for (const eventType of new Set<string>(row.event_types)) {
+      if (!eventTypes.includes(eventType)) continue;
+      const endpointIds = byType.get(eventType);
+      if (endpointIds === undefined) byType.set(eventType, [row.id]);
+      else endpointIds.push(row.id);
+    }
+  return byType;
 }
 
-/** Inserts the deliveries not recorded yet; returns the ids it inserted (none on a redelivered event). */
+/**
+ * Inserts the deliveries not recorded yet, in one statement; returns the ids
+ * it inserted, in the order given (none on a redelivered event).
+ */
 export async function insertDeliveries(
   db: WebhooksDb,
-  deliveries: readonly { id: string; endpointId: string; eventId: string; eventType: string; body: string }[],
-  createdAt: Date,
+  deliveries: readonly {
+    id: string;
+    endpointId: string;
+    eventId: string;
+    eventType: string;
+    body: string;
+    createdAt: Date;
+  }[],
 ): Promise<string[]> {
   if (deliveries.length === 0) return [];
   const rows = await db
@@ -163,13 +189,14 @@ export async function insertDeliveries(
         event_id: delivery.eventId,
         event_type: delivery.eventType,
         body: delivery.body,
-        created_at: createdAt,
+        created_at: delivery.createdAt,
       })),
     )
     .onConflict((conflict) => conflict.columns(['event_id', 'endpoint_id']).doNothing())
     .returning('id')
     .execute();
-  return rows.map((row) => row.id);
+  const inserted = new Set(rows.map((row) => row.id));
+  return deliveries.map((delivery) => delivery.id).filter((id) => inserted.has(id));
 }
 
 const DELIVERY_COLUMNS = [
