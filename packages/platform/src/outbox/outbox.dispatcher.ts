@@ -200,7 +200,13 @@ export function createEventBus(options: EventBusOptions): EventBus {
             { name: subscription.name, handleBatch },
             firsts.map((delivery) => delivery.event),
           );
-        } catch {
+        } catch (error) {
+          // Logged because the isolated rerun hides it: a batch handler that
+          // always fails would only show as a slow subscriber.
+          logger.warn(
+            { subscriber: subscription.name, events: firsts.length, err: describeError(error) },
+            'batch handler failed; handling the batch one event at a time',
+          );
           throw new HandlerFailedInBatch(undefined);
         }
         // One call for the batch: each event is counted an equal share of it.
