@@ -44,7 +44,7 @@ export const PlatformConfigSchema = Type.Object({
 
   // Events and jobs.
   EVENTS_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000 }),
-  EVENTS_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  EVENTS_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 1000, default: 500 }),
   EVENTS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, default: 7 }),
   JOBS_POLL_INTERVAL_SECONDS: Type.Number({ minimum: 0.5, default: 2 }),

@@ -15,6 +15,7 @@ import {
   EVENTS_CHANNEL,
   insertInboxEntries,
   lockDueDeliveries,
+  MAX_DELIVERIES_PER_BATCH_CALL,
   MAX_DELIVERIES_PER_TRANSACTION,
   type OutboxTables,
   replaceSubscription,
@@ -176,7 +177,14 @@ export function createEventBus(options: EventBusOptions): EventBus {
       // A failed delivery's attempt is recorded with the error it already
       // gave: its handler is not called a second time for one attempt. A
       // failed batch handler names no event: the isolated run finds it.
-      return deliverBatchIsolated(subscription, limit, error.failure);
+      // Savepoints are subtransactions: the rerun takes at most 32, oldest
+      // first. Should the culprit lie beyond them, the next fast batch fails
+      // again and the next rerun gets nearer to it.
+      return deliverBatchIsolated(
+        subscription,
+        Math.min(limit, MAX_DELIVERIES_PER_TRANSACTION),
+        error.failure,
+      );
     }
   }
 
@@ -390,7 +398,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
       while (!isStopping && attempted < options.batchSize && errors.length === 0) {
         const subscription = nextSubscription(exhausted);
         if (subscription === undefined) return;
-        const limit = Math.min(MAX_DELIVERIES_PER_TRANSACTION, options.batchSize - attempted);
+        const perTransaction =
+          subscription.handleBatch === undefined
+            ? MAX_DELIVERIES_PER_TRANSACTION
+            : MAX_DELIVERIES_PER_BATCH_CALL;
+        const limit = Math.min(perTransaction, options.batchSize - attempted);
         // Reserved before the await so that parallel workers stay within batchSize.
         attempted += limit;
         let delivered = 0;

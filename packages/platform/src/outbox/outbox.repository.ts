@@ -505,6 +505,14 @@ export async function deleteEventsBefore(
 const HANDLER_SAVEPOINT = sql.raw('keel_event_handler');
 export const MAX_DELIVERIES_PER_TRANSACTION = 32;
 
+/**
+ * A fast-path batch of a subscription with `handleBatch`: no savepoints, and
+ * its round trips do not grow with its size, so under load a larger batch is
+ * what lets a subscriber keep up. Its isolated rerun still takes at most
+ * MAX_DELIVERIES_PER_TRANSACTION.
+ */
+export const MAX_DELIVERIES_PER_BATCH_CALL = 128;
+
 /** Marks where a handler's work starts, so a failure can undo it and keep the rest of the batch. */
 export async function createHandlerSavepoint(db: Kysely<OutboxTables>): Promise<void> {
   await sql`savepoint ${HANDLER_SAVEPOINT}`.execute(db);
