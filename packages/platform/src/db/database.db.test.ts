@@ -11,7 +11,7 @@ import {
   TEST_DATABASE_SETTINGS,
   type TestDatabase,
 } from '../testing/index.ts';
-import { createDatabase, type Database, type DatabaseSettings, sql } from './index.ts';
+import { createDatabase, type Database, type DatabaseSettings, signalAfterCommit, sql } from './index.ts';
 
 type WritesSchema = {
   'resilience_test.writes': { id: string; value: number };
@@ -395,5 +395,45 @@ describe('drain before shutdown', () => {
     expect(await database.drain({ timeoutMs: 150, quietMs: 50 })).toBe(false);
     client.release();
     expect(await database.drain({ timeoutMs: 1000, quietMs: 50 })).toBe(true);
+  });
+});
+
+describe('withOwnPool', () => {
+  it('serves through its own connections while every connection of the shared pool is taken', async () => {
+    const database = openDatabase({ poolMax: 2, connectTimeoutMs: 300 });
+    const held = [await database.pool.connect(), await database.pool.connect()];
+    try {
+      const background = database.withOwnPool({ poolMax: 1, applicationName: 'keel-test-own-pool' });
+      cleanups.push(() => background.close());
+      const result = await background
+        .typed<unknown>()
+        .run((db) => sql<{ name: string }>`select current_setting('application_name') as name`.execute(db));
+      expect(result.rows[0]?.name).toBe('keel-test-own-pool');
+      // The shared pool is still exhausted: a unit of work there times out waiting.
+      await expect(database.typed<unknown>().run((db) => sql`select 1`.execute(db))).rejects.toThrow();
+    } finally {
+      for (const client of held) client.release();
+    }
+  });
+
+  it('shares commit signals, and closing it leaves the database it came from open', async () => {
+    const database = openDatabase();
+    const background = database.withOwnPool({ poolMax: 1, applicationName: 'keel-test-own-pool' });
+    expect(background.signals).toBe(database.signals);
+    const received: string[] = [];
+    const unsubscribe = database.signals.subscribe('keel_test_channel', () => received.push('woken'));
+    cleanups.push(async () => unsubscribe());
+    const commitSignalling = (source: Database) =>
+      source.typed<unknown>().transaction(async (trx) => {
+        signalAfterCommit(trx, 'keel_test_channel');
+        await sql`select 1`.execute(trx);
+      });
+
+    await commitSignalling(background);
+    expect(received).toEqual(['woken']);
+    await background.close();
+    // The shared signals were not closed with it.
+    await commitSignalling(database);
+    expect(received).toEqual(['woken', 'woken']);
   });
 });

@@ -70,6 +70,15 @@ export type Database = {
    * database (their idempotency keys would otherwise stay locked).
    */
   drain(options: { timeoutMs: number; quietMs?: number }): Promise<boolean>;
+  /**
+   * The same database through a pool of its own, for background work that
+   * must not queue behind request traffic for a connection: under load every
+   * request waits its turn for the shared pool, and a dispatcher batch waiting
+   * there with them falls behind by seconds. Shares this database's commit
+   * signals (so commits through either wake the same listeners) and its
+   * settings otherwise. The caller closes it; its metrics are not registered.
+   */
+  withOwnPool(options: { poolMax: number; applicationName: string }): Database;
   close(): Promise<void>;
 };
 
@@ -126,7 +135,11 @@ const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open
  * const db = database.typed<UserMetadataSchema>();
  * await db.transaction((trx) => insertUser(trx, user));
  */
-export function createDatabase(settings: DatabaseSettings, logger: Logger): Database {
+export function createDatabase(
+  settings: DatabaseSettings,
+  logger: Logger,
+  shared: { signals?: CommitSignals } = {},
+): Database {
   const pool = new pg.Pool({
     connectionString: settings.url,
     max: settings.poolMax,
@@ -185,7 +198,9 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
     }),
   });
 
-  const signals = createCommitSignals({ pool, logger: logger.child({ component: 'commit-signals' }) });
+  // Owned (and closed) only when not shared with the database this one was made from.
+  const signals =
+    shared.signals ?? createCommitSignals({ pool, logger: logger.child({ component: 'commit-signals' }) });
 
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
     try {
@@ -272,8 +287,11 @@ export function createDatabase(settings: DatabaseSettings, logger: Logger): Data
       }
       return false;
     },
+    withOwnPool(options) {
+      return createDatabase({ ...settings, ...options }, logger, { signals });
+    },
     async close() {
-      await signals.close();
+      if (shared.signals === undefined) await signals.close();
       await kysely.destroy();
     },
   };

@@ -1,9 +1,11 @@
+import type { EventEnvelope } from '@keel/contracts';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { loadConfig, PlatformConfigSchema } from '../config/index.ts';
+import { createDatabase } from '../db/index.ts';
 import { createLogger } from '../observability/index.ts';
 import { emitEvent } from '../outbox/index.ts';
-import { createTestDatabase, type TestDatabase } from '../testing/test-database.ts';
+import { createTestDatabase, TEST_DATABASE_SETTINGS, type TestDatabase } from '../testing/test-database.ts';
 import {
   type Background,
   backgroundSettingsFrom,
@@ -75,5 +77,47 @@ describe('createBackground with event pruning', () => {
     await extra.stop();
     await extra.stop();
     expect(() => extra.events()).toThrow(/not prepared/);
+  });
+
+  it('delivers events through a pool of its own while every connection of the shared pool is taken', async () => {
+    const shared = createDatabase(
+      { ...TEST_DATABASE_SETTINGS, url: testDb.url, poolMax: 2, connectTimeoutMs: 300 },
+      createLogger({ level: 'silent' }),
+    );
+    const handled: string[] = [];
+    const own = createBackground(
+      backgroundSettingsFrom(config, {
+        database: shared,
+        logger: createLogger({ level: 'silent' }),
+        clock: later,
+      }),
+    );
+    own.registry.subscribe({
+      name: 'tests.own-pool',
+      eventTypes: ['tests.own_pool.v1'],
+      isOrderedPerAggregate: false,
+      maxAttempts: 1,
+      handler: async (event: EventEnvelope) => {
+        handled.push(event.id);
+      },
+    });
+    try {
+      await own.prepare();
+      const event = await shared
+        .typed<unknown>()
+        .transaction((trx) =>
+          emitEvent(trx, { type: 'tests.own_pool.v1', aggregateType: 'test', aggregateId: 'a', payload: {} }),
+        );
+      const held = [await shared.pool.connect(), await shared.pool.connect()];
+      try {
+        expect(await own.drainEvents()).toBe(1);
+      } finally {
+        for (const client of held) client.release();
+      }
+      expect(handled).toEqual([event.id]);
+    } finally {
+      await own.stop();
+      await shared.close();
+    }
   });
 });

@@ -93,6 +93,7 @@ export function createBackground(settings: BackgroundSettings): Background {
   const queues: JobQueueDefinition<never>[] = [];
   const schedules: { name: string; cron: string; data: object | undefined }[] = [];
   let bus: EventBus | undefined;
+  let busDatabase: Database | undefined;
   let jobs: Jobs | undefined;
   let metricsRegistry: Registry | undefined;
   let state: 'collecting' | 'prepared' | 'running' | 'stopped' = 'collecting';
@@ -158,8 +159,15 @@ export function createBackground(settings: BackgroundSettings): Background {
         }),
       );
     }
+    // Its own small pool: in the shared one each batch would wait for a
+    // connection behind every request in flight, and under load subscribers
+    // fell tens of seconds behind (bench/results/README.md, session 10).
+    busDatabase = settings.database.withOwnPool({
+      poolMax: settings.eventConcurrency + 1,
+      applicationName: 'keel-events',
+    });
     bus = createEventBus({
-      database: settings.database,
+      database: busDatabase,
       logger: settings.logger.child({ component: 'events' }),
       clock: settings.clock,
       subscriptions: subscriptions.filter((entry) => !movedNames.has(entry.name)),
@@ -227,6 +235,8 @@ export function createBackground(settings: BackgroundSettings): Background {
         await Promise.all(consumers.map((consumer) => consumer.stop()));
         await bus?.stop();
       }
+      await busDatabase?.close();
+      busDatabase = undefined;
       await jobs?.stop({ timeoutMs: Math.max(1000, settings.stopTimeoutMs) });
     },
     events() {
