@@ -4,10 +4,11 @@
 
 type Histogram = { buckets: Map<number, number>; count: number; sum: number };
 
-/** Sums a histogram's series across labels (every subscriber) from Prometheus text. */
-export function parseHistogram(text: string, name: string): Histogram {
+/** Sums a histogram's series across labels (every subscriber, or only `subscriber`'s) from Prometheus text. */
+export function parseHistogram(text: string, name: string, subscriber?: string): Histogram {
   const histogram: Histogram = { buckets: new Map(), count: 0, sum: 0 };
   for (const line of text.split('\n')) {
+    if (subscriber !== undefined && !line.includes(`subscriber="${subscriber}"`)) continue;
     if (line.startsWith(`${name}_bucket{`)) {
       const le = /le="([^"]+)"/.exec(line)?.[1];
       const value = Number(line.slice(line.lastIndexOf(' ') + 1));
@@ -87,7 +88,20 @@ export async function eventLagAfterDrain(
     parseHistogram(text, 'keel_event_lag_seconds'),
     parseHistogram(options.baseline ?? '', 'keel_event_lag_seconds'),
   );
+  // Per subscriber, to see which one falls behind.
+  const perSubscriber: Record<string, number> = {};
+  const subscribers = new Set(
+    [...text.matchAll(/keel_event_lag_seconds_count\{[^}]*subscriber="([^"]+)"/g)].map((m) => m[1] ?? ''),
+  );
+  for (const subscriber of subscribers) {
+    const own = subtract(
+      parseHistogram(text, 'keel_event_lag_seconds', subscriber),
+      parseHistogram(options.baseline ?? '', 'keel_event_lag_seconds', subscriber),
+    );
+    if (own.count > 0) perSubscriber[`eventLagP99Ms ${subscriber}`] = histogramQuantile(own, 0.99) * 1000;
+  }
   return {
+    ...perSubscriber,
     drainSecondsAfterRun: (Date.now() - startedAt - quietMs) / 1000,
     eventDeliveries: lag.count,
     eventLagMeanMs: lag.count === 0 ? Number.NaN : (lag.sum / lag.count) * 1000,
