@@ -60,6 +60,11 @@ function openBus(
     retry: RETRY,
     random: noJitter,
     isListening: false,
+    // One worker unless a test asks for more: with several, another worker may
+    // claim a delivery between a failed fast-path batch's rollback and its
+    // isolated rerun and call the handler once more (rolled back, no attempt
+    // counted; see the README), which would make attempt counts racy.
+    concurrency: 1,
     ...options,
   });
   cleanups.push(() => bus.stop());
