@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '@keel/platform/db';
+import type { AnyTransaction, Database } from '@keel/platform/db';
+import type { BatchEventHandler, Subscription } from '@keel/platform/outbox';
 import {
   createTestAccount,
   type SignedIn,
@@ -156,4 +157,23 @@ async function signInWithRoles(testApp: TestApp, roles: string[]): Promise<Order
   const account = await createTestAccount(testApp, { roles });
   const session = await signIn(testApp, account);
   return { account, session, authorization: session.authorization };
+}
+
+/** A subscription's `handleBatch`, which the test needs it to have. */
+export function batchHandlerOf(subscription: Subscription): BatchEventHandler {
+  if (subscription.handleBatch === undefined) throw new Error(`${subscription.name} has no handleBatch`);
+  return subscription.handleBatch;
+}
+
+/** `trx` with a count of the statements run through it (pg-boss's insert included). */
+export function countingStatements(trx: AnyTransaction): { trx: AnyTransaction; statements: () => number } {
+  let statements = 0;
+  const counted = trx.withPlugin({
+    transformQuery: ({ node }) => node,
+    transformResult: async ({ result }) => {
+      statements += 1;
+      return result;
+    },
+  });
+  return { trx: counted, statements: () => statements };
 }

@@ -19,6 +19,7 @@ import type { TSchema } from 'typebox';
 import { describe, expect, it } from 'vitest';
 import { ordersModule } from '../src/index.ts';
 import { createCustomerNotificationsSubscription } from '../src/notifications/on-order-event.handler.ts';
+import { batchHandlerOf, countingStatements } from './fixtures.ts';
 
 // Events are emitted straight into the outbox, as the orders feature emits
 // them; the send-notification jobs run on the real queue (the test app's job
@@ -408,26 +409,8 @@ function buildSubscription(): Subscription {
   });
 }
 
-function batchHandlerOf(subscription: Subscription): BatchEventHandler {
-  if (subscription.handleBatch === undefined) throw new Error(`${subscription.name} has no handleBatch`);
-  return subscription.handleBatch;
-}
-
 function inTransaction(work: (trx: AnyTransaction) => Promise<void>): Promise<void> {
   return harness.testDb.database.typed<unknown>().transaction(work);
-}
-
-/** `trx` with a count of the statements run through it (pg-boss's insert included). */
-function countingStatements(trx: AnyTransaction): { trx: AnyTransaction; statements: () => number } {
-  let statements = 0;
-  const counted = trx.withPlugin({
-    transformQuery: ({ node }) => node,
-    transformResult: async ({ result }) => {
-      statements += 1;
-      return result;
-    },
-  });
-  return { trx: counted, statements: () => statements };
 }
 
 describe('customer notifications, a batch at once and one event at a time', () => {

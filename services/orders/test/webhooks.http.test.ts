@@ -33,7 +33,14 @@ import {
   type WebhookDeliveryJob,
 } from '../src/webhooks/webhook-delivery.job.ts';
 import { verifyWebhookSignature } from '../src/webhooks/webhook-signature.ts';
-import { type OrdersCaller, signInCustomer, signInOrdersAdmin, signInStaff } from './fixtures.ts';
+import {
+  batchHandlerOf,
+  countingStatements,
+  type OrdersCaller,
+  signInCustomer,
+  signInOrdersAdmin,
+  signInStaff,
+} from './fixtures.ts';
 
 const harness = useTestApp({ modules: [ordersModule], env: { RATE_LIMIT_ENABLED: 'false' } });
 const inject = (options: InjectOptions) => harness.testApp.app.inject(options);
@@ -592,26 +599,8 @@ describe('webhook fan-out, a batch at once and one event at a time', () => {
     return createWebhookFanOutSubscription({ clock: systemClock, ids: { uuid: randomUUID }, jobs });
   }
 
-  function batchHandlerOf(subscription: Subscription): BatchEventHandler {
-    if (subscription.handleBatch === undefined) throw new Error(`${subscription.name} has no handleBatch`);
-    return subscription.handleBatch;
-  }
-
   function inTransaction(work: (trx: AnyTransaction) => Promise<void>): Promise<void> {
     return harness.testDb.database.typed<unknown>().transaction(work);
-  }
-
-  /** `trx` with a count of the statements run through it. */
-  function countingStatements(trx: AnyTransaction): { trx: AnyTransaction; statements: () => number } {
-    let statements = 0;
-    const counted = trx.withPlugin({
-      transformQuery: ({ node }) => node,
-      transformResult: async ({ result }) => {
-        statements += 1;
-        return result;
-      },
-    });
-    return { trx: counted, statements: () => statements };
   }
 
   function envelope(

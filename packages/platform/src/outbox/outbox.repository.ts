@@ -174,9 +174,31 @@ export async function lockDueDeliveries(
   options: { subscriber: string; isOrdered: boolean; now: Date; limit: number },
 ): Promise<ClaimedDelivery[]> {
   const result = await sql<ClaimedRow>`
+    with claimed as (${dueDeliveriesLocked(options)})
     select
-      d.subscriber, d.position::text as position, d.attempts,
-      e.id::text as id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
+      subscriber, position::text as position, attempts, id::text as id, type, aggregate_type,
+      aggregate_id, occurred_at, schema_version, traceparent, payload
+    from claimed
+    order by position`.execute(db);
+  return result.rows.map((row) => ({
+    subscriber: row.subscriber,
+    position: row.position,
+    attempts: row.attempts,
+    event: toEnvelope(row),
+  }));
+}
+
+/** The locking query `lockDueDeliveries` and `claimDueDeliveries` share, as a CTE body. */
+function dueDeliveriesLocked(options: {
+  subscriber: string;
+  isOrdered: boolean;
+  now: Date;
+  limit: number;
+}): RawBuilder<unknown> {
+  return sql`
+    select
+      d.subscriber, d.position, d.attempts, d.created_at,
+      e.id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
       e.schema_version, e.traceparent, e.payload
     from platform.event_deliveries d
     join platform.outbox_events e on e.position = d.position
@@ -196,13 +218,7 @@ export async function lockDueDeliveries(
       )
     order by d.position
     limit ${options.limit}
-    for update of d skip locked`.execute(db);
-  return result.rows.map((row) => ({
-    subscriber: row.subscriber,
-    position: row.position,
-    attempts: row.attempts,
-    event: toEnvelope(row),
-  }));
+    for update of d skip locked`;
 }
 
 export type ClaimedForFastPath = ClaimedDelivery & {
@@ -233,31 +249,7 @@ export async function claimDueDeliveries(
   },
 ): Promise<ClaimedForFastPath[]> {
   const result = await sql<ClaimedRow & { is_first: boolean; lag_seconds: number }>`
-    with claimed as (
-      select
-        d.subscriber, d.position, d.attempts, d.created_at,
-        e.id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
-        e.schema_version, e.traceparent, e.payload
-      from platform.event_deliveries d
-      join platform.outbox_events e on e.position = d.position
-      where d.subscriber = ${options.subscriber}
-        and d.status = 'pending'
-        and d.next_attempt_at <= ${options.now}
-        and (
-          not ${options.isOrdered}::boolean
-          or not exists (
-            select 1 from platform.event_deliveries earlier
-            where earlier.subscriber = d.subscriber
-              and earlier.aggregate_type = d.aggregate_type
-              and earlier.aggregate_id = d.aggregate_id
-              and earlier.status = 'pending'
-              and earlier.position < d.position
-          )
-        )
-      order by d.position
-      limit ${options.limit}
-      for update of d skip locked
-    ), first_deliveries as (
+    with claimed as (${dueDeliveriesLocked(options)}), first_deliveries as (
       insert into platform.event_inbox (subscriber, event_id)
       select ${options.subscriber}, claimed.id from claimed
       where claimed.type = any(${[...options.eventTypes]}::text[])
