@@ -60,11 +60,6 @@ function openBus(
     retry: RETRY,
     random: noJitter,
     isListening: false,
-    // One worker unless a test asks for more: with several, another worker may
-    // claim a delivery between a failed fast-path batch's rollback and its
-    // isolated rerun and call the handler once more (rolled back, no attempt
-    // counted; see the README), which would make attempt counts racy.
-    concurrency: 1,
     ...options,
   });
   cleanups.push(() => bus.stop());
@@ -549,6 +544,64 @@ describe('createEventBus with a batch handler', () => {
     expect(await findDelivery(subscription.name, poison)).toMatchObject({ attempts: 2 });
     expect(await countEffects(subscription.name)).toBe(3);
   });
+
+  it('tries at most 32 events of a failed batch one at a time and hands the rest back untouched', async () => {
+    const names = uniqueNames();
+    const { subscription, batches, single } = batchSubscription(
+      { name: names.subscriber('large'), eventTypes: [names.type('happened')] },
+      (events) => events.some((event) => (event.payload as { isPoison?: boolean }).isPoison === true),
+    );
+    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
+    await bus.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: 40 }, (_, sequence) =>
+        buildEventInput({ type: names.type('happened'), payload: { sequence, isPoison: sequence === 39 } }),
+      ),
+    );
+    const tail = events.slice(32).map((event) => event.id);
+    const poison = tail.at(-1) ?? '';
+    // An earlier failure of the poison, to see that handing it back counts no attempt.
+    await testDb.database.pool.query(
+      `update platform.event_deliveries d set attempts = 2, last_error_code = 'tests.earlier'
+       from platform.outbox_events e where e.position = d.position and d.subscriber = $1 and e.id = $2`,
+      [subscription.name, poison],
+    );
+    const createdAt = async (eventId: string) =>
+      (
+        await testDb.database.pool.query<{ created_at: Date }>(
+          `select d.created_at from platform.event_deliveries d
+           join platform.outbox_events e on e.position = d.position
+           where d.subscriber = $1 and e.id = $2`,
+          [subscription.name, eventId],
+        )
+      ).rows[0]?.created_at;
+    const poisonCreatedAt = await createdAt(poison);
+
+    // The batch of 40 fails; the first 32 are delivered one at a time and the
+    // 8 behind them go back untried, to come again as the next batch, which
+    // fails too: 7 are delivered and the poison's attempt is counted.
+    expect(await bus.runOnce()).toBe(40);
+    expect(batches).toEqual([events.map((event) => event.id), tail]);
+    expect(single).toEqual([...events.slice(0, 32).map((event) => event.id), ...tail]);
+    expect(await countEffects(subscription.name)).toBe(39);
+    expect(await findDelivery(subscription.name, poison)).toMatchObject({
+      status: 'pending',
+      attempts: 3,
+      last_error_code: 'tests.dependency_down',
+    });
+    expect(await createdAt(poison)).toEqual(poisonCreatedAt);
+    const inbox = await testDb.database.pool.query(
+      'select event_id::text from platform.event_inbox where subscriber = $1',
+      [subscription.name],
+    );
+    expect(inbox.rows.map((row) => row.event_id).sort()).toEqual(
+      events
+        .map((event) => event.id)
+        .filter((id) => id !== poison)
+        .sort(),
+    );
+  });
 });
 
 describe('createEventBus ordering', () => {
@@ -754,6 +807,58 @@ describe('createEventBus with concurrent dispatchers', () => {
       [names.subscriber('ordered')],
     );
     expect(outOfOrder.rowCount).toBe(0);
+  });
+
+  it('never lets another dispatcher run a failed batch again before its attempt is counted', async () => {
+    const names = uniqueNames();
+    const type = names.type('happened');
+    const name = names.subscriber('contested');
+    const calls: ('a' | 'b')[] = [];
+    const subscription = (dispatcher: 'a' | 'b'): Subscription => ({
+      name,
+      eventTypes: [type],
+      isOrderedPerAggregate: false,
+      maxAttempts: 5,
+      async handler(event, trx) {
+        calls.push(dispatcher);
+        await insertEffect(trx, name, event);
+        throw unavailable();
+      },
+    });
+    // A has one connection. The moment A's batch transaction ends and hands
+    // it back, the test takes it and runs B to completion before A may go on:
+    // whatever A has not counted by then, B can claim.
+    const databaseA = createDatabase(
+      { ...TEST_DATABASE_SETTINGS, url: testDb.url, poolMax: 1 },
+      silentLogger,
+    );
+    cleanups.push(() => databaseA.close());
+    const busA = openBus({ database: databaseA, subscriptions: [subscription('a')] });
+    const busB = openBus({ database: openDatabase(), subscriptions: [subscription('b')] });
+    await busA.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: 3 }, (_, sequence) => buildEventInput({ type, payload: { sequence } })),
+    );
+    let racing: Promise<number> | undefined;
+    databaseA.pool.once('release', () => {
+      const holding = databaseA.pool.connect();
+      racing = holding.then(async (client) => {
+        try {
+          return await busB.runOnce();
+        } finally {
+          client.release();
+        }
+      });
+    });
+
+    expect(await busA.runOnce()).toBe(3);
+    expect(await racing).toBe(0);
+    expect(calls).toEqual(['a', 'a', 'a']);
+    for (const event of events) {
+      expect(await findDelivery(name, event.id)).toMatchObject({ status: 'pending', attempts: 1 });
+    }
+    expect(await countEffects(name)).toBe(0);
   });
 });
 

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { EventEnvelope } from '@keel/contracts';
+import type { Transaction } from 'kysely';
 import type { Database } from '../db/database.ts';
 import { assertNever, isAppError } from '../errors/index.ts';
 import type { Clock } from '../module/service-module.ts';
@@ -8,20 +9,18 @@ import type { Registry } from '../observability/metrics.ts';
 import { listenForNotifications, type NotificationListener } from './outbox.listener.ts';
 import { createOutboxMetrics, type DeliveryOutcome, type OutboxMetrics } from './outbox.metrics.ts';
 import {
+  type ClaimedDelivery,
   claimDueDeliveries,
-  createHandlerSavepoint,
-  deleteDeliveries,
+  createSavepoint,
   deleteInboxEntries,
   EVENTS_CHANNEL,
-  insertInboxEntries,
-  lockDueDeliveries,
   MAX_DELIVERIES_PER_BATCH_CALL,
   MAX_DELIVERIES_PER_TRANSACTION,
   type OutboxTables,
+  type RestoredDelivery,
   replaceSubscription,
-  rollbackToHandlerSavepoint,
-  setAsynchronousCommit,
-  updateDeliveryFailure,
+  restoreDeliveries,
+  rollbackToSavepoint,
 } from './outbox.repository.ts';
 import {
   listDeadLetters,
@@ -87,8 +86,8 @@ type Attempt =
 type DeliveryAttempt = { event: EventEnvelope; position: string; attempt: Attempt };
 
 /**
- * Rolls back a fast-path batch when a handler failed: `failure` names the
- * delivery whose `handler` threw, undefined when a `handleBatch` did.
+ * Undoes a fast-path batch to its savepoint when a handler failed: `failure`
+ * names the delivery whose `handler` threw, undefined when a `handleBatch` did.
  */
 class HandlerFailedInBatch extends Error {
   readonly failure: { position: string; error: unknown } | undefined;
@@ -105,12 +104,12 @@ class HandlerFailedInBatch extends Error {
  * subscriber's due deliveries (`FOR UPDATE SKIP LOCKED`, so any number of
  * dispatchers in any number of processes share the work and never run the
  * same delivery twice at once), records the events in the subscriber's inbox,
- * runs the handlers, deletes the finished deliveries and commits, all in one
- * transaction. When a handler fails, the batch runs again with each handler
- * behind a savepoint: the failing one's work is rolled back to it and, still
- * under the lock, the attempt is counted and the next one scheduled with
- * exponential backoff, or the delivery is
- * dead-lettered (permanent error, or `maxAttempts` reached). An emitter's
+ * deletes the deliveries, runs the handlers and commits, all in one
+ * transaction. When a handler fails, the batch runs again in that transaction
+ * with each handler behind a savepoint: the failing one's work is rolled back
+ * to it and, still under the claim's lock, its delivery is put back with the
+ * attempt counted and the next one scheduled with exponential backoff, or it
+ * is dead-lettered (permanent error, or `maxAttempts` reached). An emitter's
  * commit signals `keel_events` (see `CommitSignals`): a dispatcher of the same
  * process is woken in memory at once, one of another process by the NOTIFY
  * that follows; polling every `pollIntervalMs` is the fallback.
@@ -162,33 +161,15 @@ export function createEventBus(options: EventBusOptions): EventBus {
    *
    * Handlers almost always succeed, so a batch first takes the fast path:
    * one statement claims the deliveries, records them in the inbox and
-   * deletes them, then the handlers run (`handleBatch` once when the
-   * subscription has it), then the commit: 3 round trips plus the handlers'.
-   * Should a handler fail, the whole transaction rolls back (no handler's
-   * work, inbox entry or deletion survives) and the batch runs again
-   * isolated, each event's `handler` behind a savepoint of its own, where
-   * the failure is recorded and the rest still commit.
+   * deletes them; a savepoint; the handlers (`handleBatch` once when the
+   * subscription has it); the commit: 4 round trips plus the handlers'.
+   * Should a handler fail, its batch's work is rolled back to the savepoint
+   * and the batch runs again one event at a time in the same transaction
+   * (`rerunIsolated`). The claim's row locks are held throughout, so no other
+   * dispatcher can take a delivery of a failed batch before its attempt is
+   * counted.
    */
   async function deliverBatch(subscription: Subscription, limit: number): Promise<number> {
-    try {
-      return await deliverBatchFast(subscription, limit);
-    } catch (error) {
-      if (!(error instanceof HandlerFailedInBatch)) throw error;
-      // A failed delivery's attempt is recorded with the error it already
-      // gave: its handler is not called a second time for one attempt. A
-      // failed batch handler names no event: the isolated run finds it.
-      // Savepoints are subtransactions: the rerun takes at most 32, oldest
-      // first. Should the culprit lie beyond them, the next fast batch fails
-      // again and the next rerun gets nearer to it.
-      return deliverBatchIsolated(
-        subscription,
-        Math.min(limit, MAX_DELIVERIES_PER_TRANSACTION),
-        error.failure,
-      );
-    }
-  }
-
-  async function deliverBatchFast(subscription: Subscription, limit: number): Promise<number> {
     const attempts = await db.transaction(async (trx): Promise<DeliveryAttempt[]> => {
       const claimed = await claimDueDeliveries(trx, {
         subscriber: subscription.name,
@@ -197,45 +178,24 @@ export function createEventBus(options: EventBusOptions): EventBus {
         now: clock.now(),
         limit,
       });
-      const firsts = claimed.filter((delivery) => delivery.isFirst);
       const claimedAt = performance.now();
-      const handlerSeconds = new Map<string, number>();
-      const { handleBatch } = subscription;
-      if (handleBatch !== undefined && firsts.length > 0) {
+      const firsts = claimed.filter((delivery) => delivery.isFirst);
+      let handlerSeconds = new Map<string, number>();
+      if (firsts.length > 0) {
+        await createSavepoint(trx, 'batch');
         try {
-          await runBatchHandlerInSpan(
-            trx,
-            { name: subscription.name, handleBatch },
-            firsts.map((delivery) => delivery.event),
-          );
+          handlerSeconds = await runHandlers(trx, subscription, firsts);
         } catch (error) {
-          // Logged because the isolated rerun hides it: a batch handler that
-          // always fails would only show as a slow subscriber.
-          logger.warn(
-            { subscriber: subscription.name, events: firsts.length, err: describeError(error) },
-            'batch handler failed; handling the batch one event at a time',
-          );
-          throw new HandlerFailedInBatch(undefined);
-        }
-        // One call for the batch: each event is counted an equal share of it.
-        const share = (performance.now() - claimedAt) / 1000 / firsts.length;
-        for (const delivery of firsts) handlerSeconds.set(delivery.position, share);
-      } else {
-        for (const { event, position } of firsts) {
-          const startedAt = performance.now();
-          try {
-            await runHandlerInSpan(trx, subscription, event);
-          } catch (error) {
-            throw new HandlerFailedInBatch({ position, error });
-          }
-          handlerSeconds.set(position, (performance.now() - startedAt) / 1000);
+          if (!(error instanceof HandlerFailedInBatch)) throw error;
+          await rollbackToSavepoint(trx, 'batch');
+          return rerunIsolated(trx, subscription, claimed, error.failure);
         }
       }
       const sinceClaimSeconds = (performance.now() - claimedAt) / 1000;
-      return claimed.map(({ event, position, isFirst, lagSeconds }): DeliveryAttempt => {
-        if (!isSubscribedTo(subscription, event.type))
-          return { event, position, attempt: { kind: 'unsubscribed' } };
-        if (!isFirst) return { event, position, attempt: { kind: 'duplicate' } };
+      return claimed.map((delivery): DeliveryAttempt => {
+        const { event, position, lagSeconds } = delivery;
+        const settled = settledWithoutHandler(subscription, delivery);
+        if (settled !== undefined) return { event, position, attempt: settled };
         return {
           event,
           position,
@@ -251,102 +211,123 @@ export function createEventBus(options: EventBusOptions): EventBus {
     return attempts.length;
   }
 
-  /**
-   * The batch again after a handler failed, every `handler` behind a
-   * savepoint. `knownFailure`: the delivery that failed the fast path fails
-   * again here without a call. Its claim may differ from the fast path's
-   * (another dispatcher may have taken some deliveries meanwhile), which is
-   * fine: each delivery is judged on its own.
-   */
-  async function deliverBatchIsolated(
+  /** Runs the fast path's handlers without savepoints; returns each one's seconds by position. */
+  async function runHandlers(
+    trx: Transaction<OutboxTables>,
     subscription: Subscription,
-    limit: number,
-    knownFailure: { position: string; error: unknown } | undefined,
-  ): Promise<number> {
-    const attempts = await db.transaction(async (trx): Promise<DeliveryAttempt[]> => {
-      const now = clock.now();
-      const claimed = await lockDueDeliveries(trx, {
-        subscriber: subscription.name,
-        isOrdered: subscription.isOrderedPerAggregate,
-        now,
-        limit,
-      });
-      if (claimed.length === 0) return [];
-      // The handlers' writes and the deliveries' deletion are lost together if
-      // the database crashes before the WAL is flushed, so the events are
-      // simply delivered again: no fsync wait needed for correctness.
-      await setAsynchronousCommit(trx);
-      const wanted = claimed.filter((delivery) => isSubscribedTo(subscription, delivery.event.type));
-      const firstDeliveries = await insertInboxEntries(
-        trx,
-        subscription.name,
-        wanted.map((delivery) => delivery.event.id),
-      );
-      const finished: string[] = [];
-      const failedEventIds: string[] = [];
-      const results: DeliveryAttempt[] = [];
-      for (const delivery of claimed) {
-        const { event, position } = delivery;
-        if (!isSubscribedTo(subscription, event.type)) {
-          // Fanned out before the subscription dropped this type.
-          finished.push(position);
-          results.push({ event, position, attempt: { kind: 'unsubscribed' } });
-          continue;
-        }
-        if (!firstDeliveries.has(event.id)) {
-          // Already in the inbox: handled before, so no second effect.
-          finished.push(position);
-          results.push({ event, position, attempt: { kind: 'duplicate' } });
-          continue;
-        }
+    firsts: readonly ClaimedDelivery[],
+  ): Promise<Map<string, number>> {
+    const handlerSeconds = new Map<string, number>();
+    const { handleBatch } = subscription;
+    if (handleBatch === undefined) {
+      for (const { event, position } of firsts) {
         const startedAt = performance.now();
-        const isKnownFailure = position === knownFailure?.position;
         try {
-          if (isKnownFailure) throw knownFailure.error;
-          await createHandlerSavepoint(trx);
           await runHandlerInSpan(trx, subscription, event);
-          const handlerSeconds = (performance.now() - startedAt) / 1000;
-          finished.push(position);
-          results.push({ event, position, attempt: { kind: 'delivered', lagSeconds: 0, handlerSeconds } });
         } catch (error) {
-          if (!isKnownFailure) await rollbackToHandlerSavepoint(trx);
-          failedEventIds.push(event.id);
-          const failure = classifyFailure(error);
-          const attemptCount = delivery.attempts + 1;
-          const isDead = failure.isPermanent || attemptCount >= subscription.maxAttempts;
-          const delayMs = computeRetryDelayMs(attemptCount, subscription.retry ?? retry, random);
-          const nextAttemptAt = new Date(now.getTime() + delayMs);
-          await updateDeliveryFailure(trx, {
-            subscriber: subscription.name,
-            position,
-            attempts: attemptCount,
-            errorCode: failure.code,
-            attemptedAt: now,
-            nextAttemptAt,
-            isDead,
-          });
-          results.push({
-            event,
-            position,
-            attempt: {
-              kind: isDead ? 'dead' : 'retrying',
-              error,
-              errorCode: failure.code,
-              attempts: attemptCount,
-              nextAttemptAt,
-            },
-          });
+          throw new HandlerFailedInBatch({ position, error });
         }
+        handlerSeconds.set(position, (performance.now() - startedAt) / 1000);
       }
-      const lags = await deleteDeliveries(trx, subscription.name, finished);
-      await deleteInboxEntries(trx, subscription.name, failedEventIds);
-      for (const result of results) {
-        if (result.attempt.kind === 'delivered') result.attempt.lagSeconds = lags.get(result.position) ?? 0;
+      return handlerSeconds;
+    }
+    const startedAt = performance.now();
+    try {
+      await runBatchHandlerInSpan(
+        trx,
+        { name: subscription.name, handleBatch },
+        firsts.map((delivery) => delivery.event),
+      );
+    } catch (error) {
+      // Logged because the isolated rerun hides it: a batch handler that
+      // always fails would only show as a slow subscriber.
+      logger.warn(
+        { subscriber: subscription.name, events: firsts.length, err: describeError(error) },
+        'batch handler failed; handling the batch one event at a time',
+      );
+      throw new HandlerFailedInBatch(undefined);
+    }
+    // One call for the batch: each event is counted an equal share of it.
+    const share = (performance.now() - startedAt) / 1000 / firsts.length;
+    for (const delivery of firsts) handlerSeconds.set(delivery.position, share);
+    return handlerSeconds;
+  }
+
+  /**
+   * A failed batch again, in the transaction that claimed it, each `handler`
+   * behind a savepoint of its own: a failing one's work is rolled back to it,
+   * its inbox entry taken back and its delivery put back with the attempt
+   * counted and the next one scheduled with exponential backoff, or
+   * dead-lettered (permanent error, or `maxAttempts` reached). The rest
+   * commit. `knownFailure`, the delivery whose handler failed the fast path,
+   * is counted with the error it gave, without a second call. Savepoints are
+   * subtransactions, so at most 32 events are tried, oldest first; the rest
+   * are handed back untried. Should the culprit lie beyond them, the next
+   * fast batch fails again and the next rerun gets nearer to it.
+   */
+  async function rerunIsolated(
+    trx: Transaction<OutboxTables>,
+    subscription: Subscription,
+    claimed: readonly ClaimedDelivery[],
+    knownFailure: { position: string; error: unknown } | undefined,
+  ): Promise<DeliveryAttempt[]> {
+    const now = clock.now();
+    const claimedAt = performance.now();
+    const putBack: RestoredDelivery[] = [];
+    const takenBackFromInbox: string[] = [];
+    const results: DeliveryAttempt[] = [];
+    let tried = 0;
+    for (const delivery of claimed) {
+      const { event, position } = delivery;
+      const settled = settledWithoutHandler(subscription, delivery);
+      if (settled !== undefined) {
+        results.push({ event, position, attempt: settled });
+        continue;
       }
-      return results;
-    });
-    for (const { event, attempt } of attempts) report(subscription.name, event, attempt);
-    return attempts.length;
+      takenBackFromInbox.push(event.id);
+      if (tried === MAX_DELIVERIES_PER_TRANSACTION) {
+        putBack.push(restoredAsClaimed(delivery));
+        continue;
+      }
+      tried += 1;
+      const startedAt = performance.now();
+      const isKnownFailure = position === knownFailure?.position;
+      try {
+        if (isKnownFailure) throw knownFailure.error;
+        await createSavepoint(trx, 'handler');
+        await runHandlerInSpan(trx, subscription, event);
+        takenBackFromInbox.pop();
+        const handlerSeconds = (performance.now() - startedAt) / 1000;
+        const lagSeconds = delivery.lagSeconds + (performance.now() - claimedAt) / 1000;
+        results.push({ event, position, attempt: { kind: 'delivered', lagSeconds, handlerSeconds } });
+      } catch (error) {
+        if (!isKnownFailure) await rollbackToSavepoint(trx, 'handler');
+        const failure = classifyFailure(error);
+        const attempts = delivery.attempts + 1;
+        const isDead = failure.isPermanent || attempts >= subscription.maxAttempts;
+        const nextAttemptAt = new Date(
+          now.getTime() + computeRetryDelayMs(attempts, subscription.retry ?? retry, random),
+        );
+        putBack.push({
+          ...restoredAsClaimed(delivery),
+          status: isDead ? 'dead' : 'pending',
+          attempts,
+          nextAttemptAt,
+          lastErrorCode: failure.code,
+          lastAttemptedAt: now,
+          deadAt: isDead ? now : null,
+        });
+        const kind = isDead ? 'dead' : 'retrying';
+        results.push({
+          event,
+          position,
+          attempt: { kind, error, errorCode: failure.code, attempts, nextAttemptAt },
+        });
+      }
+    }
+    await restoreDeliveries(trx, subscription.name, putBack);
+    await deleteInboxEntries(trx, subscription.name, takenBackFromInbox);
+    return results;
   }
 
   /** Logs and counts an attempt once its transaction has committed. */
@@ -506,6 +487,33 @@ export function createEventBus(options: EventBusOptions): EventBus {
     registerMetrics(registry) {
       metrics = createOutboxMetrics(registry);
     },
+  };
+}
+
+/** What a claimed delivery came to when its handler is not called: a dropped type or a redelivery. */
+function settledWithoutHandler(subscription: Subscription, delivery: ClaimedDelivery): Attempt | undefined {
+  // Fanned out before the subscription dropped this type.
+  if (!isSubscribedTo(subscription, delivery.event.type)) return { kind: 'unsubscribed' };
+  // Already in the inbox: handled before, so no second effect.
+  if (!delivery.isFirst) return { kind: 'duplicate' };
+  return undefined;
+}
+
+/** A claimed delivery as it was before the claim, due again at once. */
+function restoredAsClaimed(delivery: ClaimedDelivery): RestoredDelivery {
+  return {
+    position: delivery.position,
+    aggregateType: delivery.event.aggregateType,
+    aggregateId: delivery.event.aggregateId,
+    status: 'pending',
+    attempts: delivery.attempts,
+    // It was due when claimed; '-infinity' (a new delivery's default) and any
+    // past time order it the same way.
+    nextAttemptAt: new Date(0),
+    lastErrorCode: delivery.lastErrorCode,
+    lastAttemptedAt: delivery.lastAttemptedAt,
+    deadAt: null,
+    createdAt: delivery.createdAt,
   };
 }
 

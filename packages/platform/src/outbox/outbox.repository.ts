@@ -134,17 +134,13 @@ export async function deleteSubscriber(
   return { deliveries: Number(deleted.numDeletedRows) };
 }
 
-export type ClaimedDelivery = {
-  subscriber: string;
-  position: string;
-  attempts: number;
-  event: EventEnvelope;
-};
-
 type ClaimedRow = {
   subscriber: string;
   position: string;
   attempts: number;
+  last_error_code: string | null;
+  last_attempted_at: Date | null;
+  created_at: Date;
   id: string;
   type: string;
   aggregate_type: string;
@@ -153,75 +149,20 @@ type ClaimedRow = {
   schema_version: number;
   traceparent: string | null;
   payload: unknown;
+  is_first: boolean;
+  lag_seconds: number;
 };
 
-/**
- * Locks up to `limit` of `subscriber`'s oldest due deliveries that no other
- * transaction holds (SKIP LOCKED: concurrent dispatchers, in this process or
- * others, each take different rows). For an ordered subscriber a delivery is
- * only due when no earlier delivery of the same aggregate is pending, so at
- * most one per aggregate is taken and the earlier one has to succeed or be
- * dead-lettered first. The locks last until the caller's transaction ends, so
- * a crashed dispatcher releases them at once. Returned in emit order.
- *
- * One subscriber per query on purpose: with `subscriber = $1` the planner
- * walks `event_deliveries_pending_idx` in position order and stops after
- * `limit` rows; a query over several subscribers let it collect and sort the
- * whole backlog on every claim.
- */
-export async function lockDueDeliveries(
-  db: Kysely<OutboxTables>,
-  options: { subscriber: string; isOrdered: boolean; now: Date; limit: number },
-): Promise<ClaimedDelivery[]> {
-  const result = await sql<ClaimedRow>`
-    with claimed as (${dueDeliveriesLocked(options)})
-    select
-      subscriber, position::text as position, attempts, id::text as id, type, aggregate_type,
-      aggregate_id, occurred_at, schema_version, traceparent, payload
-    from claimed
-    order by position`.execute(db);
-  return result.rows.map((row) => ({
-    subscriber: row.subscriber,
-    position: row.position,
-    attempts: row.attempts,
-    event: toEnvelope(row),
-  }));
-}
-
-/** The locking query `lockDueDeliveries` and `claimDueDeliveries` share, as a CTE body. */
-function dueDeliveriesLocked(options: {
+export type ClaimedDelivery = {
   subscriber: string;
-  isOrdered: boolean;
-  now: Date;
-  limit: number;
-}): RawBuilder<unknown> {
-  return sql`
-    select
-      d.subscriber, d.position, d.attempts, d.created_at,
-      e.id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
-      e.schema_version, e.traceparent, e.payload
-    from platform.event_deliveries d
-    join platform.outbox_events e on e.position = d.position
-    where d.subscriber = ${options.subscriber}
-      and d.status = 'pending'
-      and d.next_attempt_at <= ${options.now}
-      and (
-        not ${options.isOrdered}::boolean
-        or not exists (
-          select 1 from platform.event_deliveries earlier
-          where earlier.subscriber = d.subscriber
-            and earlier.aggregate_type = d.aggregate_type
-            and earlier.aggregate_id = d.aggregate_id
-            and earlier.status = 'pending'
-            and earlier.position < d.position
-        )
-      )
-    order by d.position
-    limit ${options.limit}
-    for update of d skip locked`;
-}
-
-export type ClaimedForFastPath = ClaimedDelivery & {
+  position: string;
+  /** Failed attempts so far, with the last one's error code and time. */
+  attempts: number;
+  lastErrorCode: string | null;
+  lastAttemptedAt: Date | null;
+  /** When the delivery was fanned out. */
+  createdAt: Date;
+  event: EventEnvelope;
   /** Recorded in the inbox by this claim: handle it. False: unsubscribed type, or handled before. */
   isFirst: boolean;
   /** Seconds from the delivery's fan-out to the claim. */
@@ -229,14 +170,26 @@ export type ClaimedForFastPath = ClaimedDelivery & {
 };
 
 /**
- * The fast path's whole bookkeeping in one round trip, inside the caller's
- * transaction: locks up to `limit` due deliveries as `lockDueDeliveries`
- * does, records the subscribed ones in the inbox (`isFirst` false for a type
- * the subscription dropped or an event it handled before), deletes every
- * claimed delivery, and makes the transaction commit asynchronously (see the
- * dispatcher). Deleting before the handlers run is safe because the caller
- * commits only when every handler succeeded; a failure rolls the deletion
- * back with everything else. Returned in emit order.
+ * A dispatcher's whole bookkeeping for a batch in one round trip, inside the
+ * caller's transaction:
+ * - locks up to `limit` of `subscriber`'s oldest due deliveries that no other
+ *   transaction holds (SKIP LOCKED: concurrent dispatchers, in this process
+ *   or others, each take different rows). For an ordered subscriber a
+ *   delivery is only due when no earlier delivery of the same aggregate is
+ *   pending, so at most one per aggregate is taken and the earlier one has to
+ *   succeed or be dead-lettered first;
+ * - records the subscribed ones in the inbox (`isFirst` false for a type the
+ *   subscription dropped or an event it handled before);
+ * - deletes every claimed delivery. Until the caller's transaction ends the
+ *   deleted rows stay locked to everyone else, so no other dispatcher sees
+ *   them; one whose handler fails is put back by `restoreDeliveries` in the
+ *   same transaction;
+ * - makes the transaction commit asynchronously (see the dispatcher).
+ *
+ * Returned in emit order. One subscriber per query on purpose: with
+ * `subscriber = $1` the planner walks `event_deliveries_pending_idx` in
+ * position order and stops after `limit` rows; a query over several
+ * subscribers let it collect and sort the whole backlog on every claim.
  */
 export async function claimDueDeliveries(
   db: Kysely<OutboxTables>,
@@ -247,9 +200,33 @@ export async function claimDueDeliveries(
     now: Date;
     limit: number;
   },
-): Promise<ClaimedForFastPath[]> {
-  const result = await sql<ClaimedRow & { is_first: boolean; lag_seconds: number }>`
-    with claimed as (${dueDeliveriesLocked(options)}), first_deliveries as (
+): Promise<ClaimedDelivery[]> {
+  const result = await sql<ClaimedRow>`
+    with claimed as (
+      select
+        d.subscriber, d.position, d.attempts, d.last_error_code, d.last_attempted_at, d.created_at,
+        e.id, e.type, e.aggregate_type, e.aggregate_id, e.occurred_at,
+        e.schema_version, e.traceparent, e.payload
+      from platform.event_deliveries d
+      join platform.outbox_events e on e.position = d.position
+      where d.subscriber = ${options.subscriber}
+        and d.status = 'pending'
+        and d.next_attempt_at <= ${options.now}
+        and (
+          not ${options.isOrdered}::boolean
+          or not exists (
+            select 1 from platform.event_deliveries earlier
+            where earlier.subscriber = d.subscriber
+              and earlier.aggregate_type = d.aggregate_type
+              and earlier.aggregate_id = d.aggregate_id
+              and earlier.status = 'pending'
+              and earlier.position < d.position
+          )
+        )
+      order by d.position
+      limit ${options.limit}
+      for update of d skip locked
+    ), first_deliveries as (
       insert into platform.event_inbox (subscriber, event_id)
       select ${options.subscriber}, claimed.id from claimed
       where claimed.type = any(${[...options.eventTypes]}::text[])
@@ -262,7 +239,8 @@ export async function claimDueDeliveries(
       where d.subscriber = claimed.subscriber and d.position = claimed.position
     )
     select
-      c.subscriber, c.position::text as position, c.attempts,
+      c.subscriber, c.position::text as position, c.attempts, c.last_error_code,
+      c.last_attempted_at, c.created_at,
       c.id::text as id, c.type, c.aggregate_type, c.aggregate_id, c.occurred_at,
       c.schema_version, c.traceparent, c.payload,
       f.event_id is not null as is_first,
@@ -277,10 +255,65 @@ export async function claimDueDeliveries(
     subscriber: row.subscriber,
     position: row.position,
     attempts: row.attempts,
+    lastErrorCode: row.last_error_code,
+    lastAttemptedAt: row.last_attempted_at,
+    createdAt: row.created_at,
     event: toEnvelope(row),
     isFirst: row.is_first,
     lagSeconds: row.lag_seconds,
   }));
+}
+
+/** A claimed delivery put back: retried later, dead-lettered, or handed back untried. */
+export type RestoredDelivery = {
+  position: string;
+  aggregateType: string;
+  aggregateId: string;
+  status: 'pending' | 'dead';
+  attempts: number;
+  nextAttemptAt: Date;
+  lastErrorCode: string | null;
+  lastAttemptedAt: Date | null;
+  deadAt: Date | null;
+  createdAt: Date;
+};
+
+/**
+ * Puts claimed deliveries back in one statement, in the transaction that
+ * claimed (and deleted) them: they were never visible to anyone else. Error
+ * codes are cut to the column's 200 characters.
+ */
+export async function restoreDeliveries(
+  db: Kysely<OutboxTables>,
+  subscriber: string,
+  deliveries: readonly RestoredDelivery[],
+): Promise<void> {
+  if (deliveries.length === 0) return;
+  const rows = deliveries.map((delivery) => ({
+    position: delivery.position,
+    aggregate_type: delivery.aggregateType,
+    aggregate_id: delivery.aggregateId,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    next_attempt_at: delivery.nextAttemptAt.toISOString(),
+    last_error_code: delivery.lastErrorCode?.slice(0, 200) ?? null,
+    last_attempted_at: delivery.lastAttemptedAt?.toISOString() ?? null,
+    dead_at: delivery.deadAt?.toISOString() ?? null,
+    created_at: delivery.createdAt.toISOString(),
+  }));
+  await sql`
+    insert into platform.event_deliveries (
+      subscriber, position, aggregate_type, aggregate_id, status, attempts, next_attempt_at,
+      last_error_code, last_attempted_at, dead_at, created_at
+    )
+    select
+      ${subscriber}, r.position, r.aggregate_type, r.aggregate_id, r.status, r.attempts, r.next_attempt_at,
+      r.last_error_code, r.last_attempted_at, r.dead_at, r.created_at
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
+      position bigint, aggregate_type text, aggregate_id text, status text, attempts integer,
+      next_attempt_at timestamptz, last_error_code text, last_attempted_at timestamptz,
+      dead_at timestamptz, created_at timestamptz
+    )`.execute(db);
 }
 
 function toEnvelope(row: Omit<ClaimedRow, 'subscriber' | 'position' | 'attempts'>): EventEnvelope {
@@ -294,11 +327,6 @@ function toEnvelope(row: Omit<ClaimedRow, 'subscriber' | 'position' | 'attempts'
     ...(row.traceparent === null ? {} : { traceparent: row.traceparent }),
     payload: row.payload,
   };
-}
-
-/** Makes the rest of the caller's transaction commit without waiting for the WAL flush. */
-export async function setAsynchronousCommit(db: Kysely<OutboxTables>): Promise<void> {
-  await sql`set local synchronous_commit = off`.execute(db);
 }
 
 /** Records that `subscriber` handled `eventId`; false when it already had (a redelivery). */
@@ -316,21 +344,6 @@ export async function insertInboxEntry(
   return inserted !== undefined;
 }
 
-/** `insertInboxEntry` for many events in one statement; returns the ids that were not there yet. */
-export async function insertInboxEntries(
-  db: Kysely<OutboxTables>,
-  subscriber: string,
-  eventIds: readonly string[],
-): Promise<Set<string>> {
-  if (eventIds.length === 0) return new Set();
-  const result = await sql<{ event_id: string }>`
-    insert into platform.event_inbox (subscriber, event_id)
-    select ${subscriber}, unnest(${[...eventIds]}::uuid[])
-    on conflict do nothing
-    returning event_id::text as event_id`.execute(db);
-  return new Set(result.rows.map((row) => row.event_id));
-}
-
 /** Takes back inbox entries of events whose handler failed (its work was rolled back). */
 export async function deleteInboxEntries(
   db: Kysely<OutboxTables>,
@@ -341,50 +354,6 @@ export async function deleteInboxEntries(
   await sql`
     delete from platform.event_inbox
     where subscriber = ${subscriber} and event_id = any(${[...eventIds]}::uuid[])`.execute(db);
-}
-
-/** Removes finished deliveries; returns each one's seconds since it was emitted (the delivery lag), by position. */
-export async function deleteDeliveries(
-  db: Kysely<OutboxTables>,
-  subscriber: string,
-  positions: readonly string[],
-): Promise<Map<string, number>> {
-  if (positions.length === 0) return new Map();
-  const result = await sql<{ position: string; lag_seconds: number }>`
-    delete from platform.event_deliveries
-    where subscriber = ${subscriber} and position = any(${[...positions]}::bigint[])
-    returning position::text as position, extract(epoch from clock_timestamp() - created_at)::float8 as lag_seconds`.execute(
-    db,
-  );
-  return new Map(result.rows.map((row) => [row.position, row.lag_seconds]));
-}
-
-/** Counts a failed attempt: schedules the next one, or dead-letters the delivery when `isDead`. */
-export async function updateDeliveryFailure(
-  db: Kysely<OutboxTables>,
-  failure: {
-    subscriber: string;
-    position: string;
-    attempts: number;
-    errorCode: string;
-    attemptedAt: Date;
-    nextAttemptAt: Date;
-    isDead: boolean;
-  },
-): Promise<void> {
-  await db
-    .updateTable('platform.event_deliveries')
-    .set({
-      attempts: failure.attempts,
-      last_error_code: failure.errorCode.slice(0, 200),
-      last_attempted_at: failure.attemptedAt,
-      status: failure.isDead ? 'dead' : 'pending',
-      next_attempt_at: failure.nextAttemptAt,
-      dead_at: failure.isDead ? failure.attemptedAt : null,
-    })
-    .where('subscriber', '=', failure.subscriber)
-    .where('position', '=', failure.position)
-    .execute();
 }
 
 type DeadLetterRow = {
@@ -489,28 +458,37 @@ export async function deleteEventsBefore(
   };
 }
 
-// A savepoint before each handler of a batch, never released: a later
-// `savepoint` of the same name nests and `rollback to` undoes only the newest.
-// Each is a subtransaction; more than 64 that write in one transaction
-// overflow Postgres's per-backend cache and slow every other session's
-// snapshots, hence MAX_DELIVERIES_PER_TRANSACTION.
-const HANDLER_SAVEPOINT = sql.raw('keel_event_handler');
+// Savepoints are never released: a later `savepoint` of the same name nests
+// and `rollback to` undoes only the newest. `batch` is taken once after the
+// claim, so a failed batch is undone to it while the claim (its inbox
+// entries, deletions and row locks) stays; `handler` before each handler of
+// the one-at-a-time rerun. Each is a subtransaction; more than 64 that write
+// in one transaction overflow Postgres's per-backend cache and slow every
+// other session's snapshots, hence MAX_DELIVERIES_PER_TRANSACTION.
+const SAVEPOINTS = {
+  batch: sql.raw('keel_event_batch'),
+  handler: sql.raw('keel_event_handler'),
+} as const;
+export type OutboxSavepoint = keyof typeof SAVEPOINTS;
 export const MAX_DELIVERIES_PER_TRANSACTION = 32;
 
 /**
- * A fast-path batch of a subscription with `handleBatch`: no savepoints, and
+ * A fast-path batch of a subscription with `handleBatch`: one savepoint, and
  * its round trips do not grow with its size, so under load a larger batch is
- * what lets a subscriber keep up. Its isolated rerun still takes at most
- * MAX_DELIVERIES_PER_TRANSACTION.
+ * what lets a subscriber keep up. Its one-at-a-time rerun takes at most
+ * MAX_DELIVERIES_PER_TRANSACTION of it and hands the rest back.
  */
 export const MAX_DELIVERIES_PER_BATCH_CALL = 128;
 
-/** Marks where a handler's work starts, so a failure can undo it and keep the rest of the batch. */
-export async function createHandlerSavepoint(db: Kysely<OutboxTables>): Promise<void> {
-  await sql`savepoint ${HANDLER_SAVEPOINT}`.execute(db);
+/** Marks where handlers' work starts, so a failure can undo it and keep what came before. */
+export async function createSavepoint(db: Kysely<OutboxTables>, savepoint: OutboxSavepoint): Promise<void> {
+  await sql`savepoint ${SAVEPOINTS[savepoint]}`.execute(db);
 }
 
-/** Undoes the current handler's work but keeps the batch's earlier work and its row locks. */
-export async function rollbackToHandlerSavepoint(db: Kysely<OutboxTables>): Promise<void> {
-  await sql`rollback to savepoint ${HANDLER_SAVEPOINT}`.execute(db);
+/** Undoes the work since the newest savepoint of that name but keeps earlier work and its row locks. */
+export async function rollbackToSavepoint(
+  db: Kysely<OutboxTables>,
+  savepoint: OutboxSavepoint,
+): Promise<void> {
+  await sql`rollback to savepoint ${SAVEPOINTS[savepoint]}`.execute(db);
 }
