@@ -88,34 +88,47 @@ async function main(): Promise<void> {
     areMigrationsApplied: () => true,
     version,
   });
+  // KEEL_ROLE: `all` does everything; `web` serves the API and leaves the
+  // background work below to `worker` processes, which serve only probes and
+  // metrics. Every process registers the subscriptions (so emits fan out) and
+  // can send jobs.
+  const isWorking = config.KEEL_ROLE !== 'web';
   // Seal audit events into the hash chain every second; keep monthly partitions 3 months ahead.
-  const sealer = startAuditSealer({ database: opened.database, intervalMs: 1000, logger });
-  const partitions = startAuditPartitionMaintenance({
-    database: opened.database,
-    intervalMs: 6 * 3_600_000,
-    monthsAhead: 3,
-    logger,
-  });
+  const sealer = isWorking
+    ? startAuditSealer({ database: opened.database, intervalMs: 1000, logger })
+    : undefined;
+  const partitions = isWorking
+    ? startAuditPartitionMaintenance({
+        database: opened.database,
+        intervalMs: 6 * 3_600_000,
+        monthsAhead: 3,
+        logger,
+      })
+    : undefined;
   // After every module registered its subscriptions and queues, before the
   // server accepts requests: an event emitted by the first request already
   // fans out to every subscriber.
   await background.start();
-  const rotation = startKeyRotation({ database: opened.database, security, config, logger });
-  const purge = startIdempotencyPurge(opened.database, {
-    retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
-    intervalMs: 15 * 60_000,
-    logger,
-  });
+  const rotation = isWorking
+    ? startKeyRotation({ database: opened.database, security, config, logger })
+    : undefined;
+  const purge = isWorking
+    ? startIdempotencyPurge(opened.database, {
+        retentionHours: config.IDEMPOTENCY_RETENTION_HOURS,
+        intervalMs: 15 * 60_000,
+        logger,
+      })
+    : undefined;
 
   // Stop accepting, let in-flight requests finish, then close pools; a hung
   // shutdown is cut off after SHUTDOWN_TIMEOUT_MS and exits non-zero.
   closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'shutting down after a fatal error');
     else logger.info({ signal }, 'shutting down');
-    purge.stop();
-    sealer.stop();
-    partitions.stop();
-    await rotation.stop();
+    purge?.stop();
+    sealer?.stop();
+    partitions?.stop();
+    await rotation?.stop();
     await app.close();
     // After the last request (whose events must still be delivered by some
     // process), before the pool closes: handlers finish, running jobs are
@@ -135,10 +148,10 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const base = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   printBanner([
-    `Keel ${version} is up (services: ${modules.map((module) => module.name).join(', ')})`,
-    `  API      ${base}`,
-    `  Docs     ${base}/docs`,
-    `  OpenAPI  ${base}/openapi.json`,
+    `Keel ${version} is up (services: ${modules.map((module) => module.name).join(', ')}; role: ${config.KEEL_ROLE})`,
+    ...(config.KEEL_ROLE === 'worker'
+      ? []
+      : [`  API      ${base}`, `  Docs     ${base}/docs`, `  OpenAPI  ${base}/openapi.json`]),
     `  Metrics  ${base}/metrics`,
     `  Health   ${base}/health/ready`,
     `  Database ${opened.isEmbedded ? 'embedded PostgreSQL' : 'external PostgreSQL'} ${opened.displayUrl}`,

@@ -13,7 +13,13 @@ import {
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestOutlet, type MenuSpec, type TestOutlet } from '../../../services/orders/test/fixtures.ts';
 import { ALL_MODULES } from '../src/services.ts';
-import { killServerProcess, type ServerProcess, startServerProcess } from './process-harness.ts';
+import {
+  isolatedServerEnvironment,
+  killServerProcess,
+  logInThrough,
+  type ServerProcess,
+  startServerProcess,
+} from './process-harness.ts';
 
 // The issue's crash test: the real server process is SIGKILLed while order
 // placements are in flight, and a fresh process on the same database and
@@ -71,30 +77,12 @@ afterAll(async () => {
 
 function serverEnvironment(): Record<string, string> {
   return {
-    DATABASE_URL: testDb.url,
-    KEEL_DATA_DIR: dataDirectory,
-    NODE_ENV: 'test',
-    LOG_LEVEL: 'warn',
-    SERVICES: 'all',
-    KEEL_DEMO_DATA: 'false',
-    RATE_LIMIT_ENABLED: 'false',
+    ...isolatedServerEnvironment({ databaseUrl: testDb.url, dataDirectory }),
     // A claim left behind by the dead process can be taken over after 1 s.
     IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
-    EVENTS_POLL_INTERVAL_MS: '100',
     // 30 clients share the pool with the dispatchers; waiting for a pooled
     // connection counts against this timeout and is not an outage here.
     DATABASE_CONNECT_TIMEOUT_MS: '10000',
-    // Empty means unset: whatever the developer's shell exports, the
-    // children run on Postgres alone with generated keys.
-    NATS_URL: '',
-    REDIS_URL: '',
-    EVENTS_JETSTREAM_SUBSCRIPTIONS: '',
-    OTEL_EXPORTER_OTLP_ENDPOINT: '',
-    AUTH_SIGNING_KEYS: '',
-    KEEL_ENCRYPTION_KEYS: '',
-    KEEL_BLIND_INDEX_KEY: '',
-    KEEL_BOOTSTRAP_ADMIN_EMAIL: '',
-    KEEL_BOOTSTRAP_ADMIN_PASSWORD: '',
   };
 }
 
@@ -110,16 +98,7 @@ function requireId(id: string | undefined, what: string): string {
 }
 
 async function logIn(baseUrl: string, email: string): Promise<Customer> {
-  const response = await fetch(`${baseUrl}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: TEST_PASSWORD }),
-  });
-  const body = (await response.json()) as { status?: string; access_token?: string };
-  if (response.status !== 200 || body.status !== 'authenticated' || body.access_token === undefined) {
-    throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
-  }
-  return { authorization: `Bearer ${body.access_token}` };
+  return { authorization: await logInThrough(baseUrl, email, TEST_PASSWORD) };
 }
 
 /** Sends the attempt's request; throws when the connection dies before the whole answer arrived. */

@@ -82,6 +82,53 @@ export async function startServerProcess(options: {
   }
 }
 
+/**
+ * The environment of a test's server process: the test's database and data
+ * directory (processes that share it verify each other's tokens), no demo
+ * data, no rate limits, quick polling. Empty means unset: whatever the
+ * developer's shell exports, the children run on Postgres alone with
+ * generated keys.
+ */
+export function isolatedServerEnvironment(options: {
+  databaseUrl: string;
+  dataDirectory: string;
+}): Record<string, string> {
+  return {
+    DATABASE_URL: options.databaseUrl,
+    KEEL_DATA_DIR: options.dataDirectory,
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'warn',
+    SERVICES: 'all',
+    KEEL_ROLE: 'all',
+    KEEL_DEMO_DATA: 'false',
+    RATE_LIMIT_ENABLED: 'false',
+    EVENTS_POLL_INTERVAL_MS: '100',
+    NATS_URL: '',
+    REDIS_URL: '',
+    EVENTS_JETSTREAM_SUBSCRIPTIONS: '',
+    OTEL_EXPORTER_OTLP_ENDPOINT: '',
+    AUTH_SIGNING_KEYS: '',
+    KEEL_ENCRYPTION_KEYS: '',
+    KEEL_BLIND_INDEX_KEY: '',
+    KEEL_BOOTSTRAP_ADMIN_EMAIL: '',
+    KEEL_BOOTSTRAP_ADMIN_PASSWORD: '',
+  };
+}
+
+/** Signs in through a server process; returns the Authorization header value. */
+export async function logInThrough(baseUrl: string, email: string, password: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  const body = (await response.json()) as { status?: string; access_token?: string };
+  if (response.status !== 200 || body.status !== 'authenticated' || body.access_token === undefined) {
+    throw new Error(`login failed: ${response.status} ${JSON.stringify(body)}`);
+  }
+  return `Bearer ${body.access_token}`;
+}
+
 /** SIGKILL: no graceful shutdown, no in-flight request finishes, no pool is closed. */
 export async function killServerProcess(server: ServerProcess): Promise<ServerExit> {
   if (!server.hasExited()) server.child.kill('SIGKILL');

@@ -13,7 +13,7 @@ import {
 import type { AnyTransaction } from '@keel/platform/db';
 import { systemClock } from '@keel/platform/module';
 import type { Notification } from '@keel/platform/notifier';
-import { type BatchEventHandler, emitEvent, handleEventOnce, type Subscription } from '@keel/platform/outbox';
+import { emitEvent, handleEventOnce, type Subscription } from '@keel/platform/outbox';
 import { useTestApp } from '@keel/platform/testing';
 import type { TSchema } from 'typebox';
 import { describe, expect, it } from 'vitest';

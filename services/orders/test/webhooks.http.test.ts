@@ -18,7 +18,7 @@ import { loadFieldCrypto } from '@keel/platform/crypto';
 import type { AnyTransaction } from '@keel/platform/db';
 import { isAppError } from '@keel/platform/errors';
 import { type JobSender, systemClock } from '@keel/platform/module';
-import { type BatchEventHandler, emitEvent, type Subscription } from '@keel/platform/outbox';
+import { emitEvent, type Subscription } from '@keel/platform/outbox';
 import { useTestApp } from '@keel/platform/testing';
 import type { InjectOptions } from 'fastify';
 import type { TSchema } from 'typebox';

@@ -23,6 +23,7 @@ describe('loadConfig', () => {
       PORT: 3000,
       LOG_LEVEL: 'info',
       SERVICES: 'all',
+      KEEL_ROLE: 'all',
       DATABASE_POOL_MAX: 20,
       BODY_LIMIT_BYTES: 1024 * 1024,
       CORS_ORIGINS: '',
@@ -72,11 +73,12 @@ describe('loadConfig', () => {
       DATABASE_URL: `mysql://admin:${SECRET}@db/keel`,
       KEEL_DEMO_DATA: 'maybe',
       DATABASE_POOL_MAX: 'many',
+      KEEL_ROLE: 'scheduler',
     });
     expect(error.name).toBe('ConfigError');
     const offending = error.problems.map((problem) => problem.split(':', 1)[0]);
     expect(offending.sort()).toEqual(
-      ['DATABASE_POOL_MAX', 'DATABASE_URL', 'KEEL_DEMO_DATA', 'LOG_LEVEL', 'PORT'].sort(),
+      ['DATABASE_POOL_MAX', 'DATABASE_URL', 'KEEL_DEMO_DATA', 'KEEL_ROLE', 'LOG_LEVEL', 'PORT'].sort(),
     );
     for (const name of offending) expect(error.message).toContain(name);
   });

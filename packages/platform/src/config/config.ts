@@ -16,6 +16,11 @@ export const PlatformConfigSchema = Type.Object({
     { default: 'info' },
   ),
   SERVICES: Type.String({ default: 'all' }),
+  // What this process does: everything, the HTTP API only, or background work
+  // only (event dispatch, jobs, maintenance) with just health and metrics.
+  KEEL_ROLE: Type.Union([Type.Literal('all'), Type.Literal('web'), Type.Literal('worker')], {
+    default: 'all',
+  }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 500, default: 20 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
@@ -104,6 +109,7 @@ export const PlatformConfigSchema = Type.Object({
 });
 
 export type PlatformConfig = Static<typeof PlatformConfigSchema>;
+export type ProcessRole = PlatformConfig['KEEL_ROLE'];
 
 export class ConfigError extends Error {
   readonly problems: string[];

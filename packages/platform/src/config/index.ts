@@ -1,1 +1,8 @@
-export { ConfigError, loadConfig, type PlatformConfig, PlatformConfigSchema, parseList } from './config.ts';
+export {
+  ConfigError,
+  loadConfig,
+  type PlatformConfig,
+  PlatformConfigSchema,
+  type ProcessRole,
+  parseList,
+} from './config.ts';

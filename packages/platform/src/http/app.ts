@@ -43,6 +43,12 @@ export type HttpAppOptions = {
   trustProxy: boolean | number | string[];
   tracing: boolean;
   authenticate?: Authenticator;
+  /**
+   * When set, only routes with these URLs are served; any other request
+   * answers 404 `request.route_not_found` before authentication, as if the
+   * route did not exist (a worker process's port serves probes and metrics).
+   */
+  servedRoutes?: ReadonlySet<string>;
   openapi: { title: string; version: string; description: string };
 };
 
@@ -101,6 +107,14 @@ export async function createHttpApp(options: HttpAppOptions): Promise<KeelApp> {
       route.config = { ...route.config, access: 'public' };
     }
   });
+  const { servedRoutes } = options;
+  if (servedRoutes !== undefined) {
+    app.addHook('onRequest', async (request) => {
+      if (servedRoutes.has(request.routeOptions.url ?? '')) return;
+      const path = request.url.split('?', 1)[0] ?? '/';
+      throw new AppError('not_found', 'request.route_not_found', `No route for ${request.method} ${path}`);
+    });
+  }
   enforceAccessRules(app, options.authenticate);
   installProblemHandling(app);
   installRequestTelemetry(app, options.metrics, { tracing: options.tracing });

@@ -27,7 +27,11 @@ export type JobsOptions = {
   pollingIntervalSeconds?: number;
   /** How often queue counts (the depth gauge) are refreshed and maintenance runs, >= 1. */
   monitorIntervalSeconds?: number;
-  /** False for a process that only sends: `register` creates the queues but starts no worker. */
+  /**
+   * False for a process that only sends: `register` creates the queues but
+   * starts no worker, and pg-boss's maintenance and cron passes are left to
+   * the processes that work.
+   */
   isWorkerEnabled?: boolean;
 };
 
@@ -146,6 +150,7 @@ export function createJobs(options: JobsOptions): Jobs {
     application_name: options.applicationName ?? 'keel-jobs',
     monitorIntervalSeconds,
     superviseIntervalSeconds: monitorIntervalSeconds,
+    ...(isWorkerEnabled ? {} : { supervise: false, schedule: false }),
   });
   // An 'error' event without a listener would crash the process; pg-boss keeps polling after one.
   boss.on('error', (error) => {

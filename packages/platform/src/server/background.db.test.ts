@@ -120,4 +120,80 @@ describe('createBackground with event pruning', () => {
       await shared.close();
     }
   });
+
+  it('in a web process registers subscriptions and queues, sends jobs, and leaves delivering and working them to a worker', async () => {
+    const logger = createLogger({ level: 'silent' });
+    const webConfig = loadConfig(PlatformConfigSchema, { NODE_ENV: 'test', KEEL_ROLE: 'web' });
+    const handled: string[] = [];
+    const worked: unknown[] = [];
+    const declare = (target: Background) => {
+      target.registry.subscribe({
+        name: 'tests.roles',
+        eventTypes: ['tests.roles.v1'],
+        isOrderedPerAggregate: false,
+        maxAttempts: 1,
+        handler: async (event: EventEnvelope) => {
+          handled.push(event.id);
+        },
+      });
+      target.registry.addJobQueue({
+        name: 'tests.roles-job',
+        handler: async (job: { data: unknown }) => {
+          worked.push(job.data);
+        },
+      });
+      target.registry.schedule('tests.roles-job', '0 4 * * *', { scheduled: true });
+    };
+    const settings = { connectionString: testDb.url, database: testDb.database, logger, clock: later };
+    const web = createBackground({
+      ...backgroundSettingsFrom(webConfig, settings),
+      jobsPollIntervalSeconds: 0.5,
+    });
+    declare(web);
+    const worker = createBackground({
+      ...backgroundSettingsFrom(config, settings),
+      jobsPollIntervalSeconds: 0.5,
+    });
+    declare(worker);
+    try {
+      await web.start();
+      const event = await testDb.database.typed<unknown>().transaction(async (trx) => {
+        await web.registry.jobs.sendWith(trx, 'tests.roles-job', { from: 'web' });
+        return emitEvent(trx, {
+          type: 'tests.roles.v1',
+          aggregateType: 'test',
+          aggregateId: 'a',
+          payload: {},
+        });
+      });
+      const pending = async () => {
+        const result = await testDb.database.typed<unknown>().run((db) =>
+          sql<{ deliveries: string; jobs: string; schedules: string }>`
+            select
+              (select count(*) from platform.event_deliveries where subscriber = 'tests.roles') as deliveries,
+              (select count(*) from pgboss.job where name = 'tests.roles-job' and state = 'created') as jobs,
+              (select count(*) from pgboss.schedule where name = 'tests.roles-job') as schedules`.execute(db),
+        );
+        return result.rows[0];
+      };
+      // The web process fanned the event out and queued the job, but works neither; nor does it schedule.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await pending()).toEqual({ deliveries: '1', jobs: '1', schedules: '0' });
+      expect(handled).toEqual([]);
+      expect(worked).toEqual([]);
+
+      await worker.start();
+      await vi.waitFor(
+        async () => {
+          expect(handled).toEqual([event.id]);
+          expect(worked).toEqual([{ from: 'web' }]);
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      expect(await pending()).toEqual({ deliveries: '0', jobs: '0', schedules: '1' });
+    } finally {
+      await web.stop();
+      await worker.stop();
+    }
+  });
 });

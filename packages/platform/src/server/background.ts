@@ -42,6 +42,14 @@ export type BackgroundSettings = {
    * can move either way without applying an event twice.
    */
   jetstream?: { connection: NatsClient; subscriptionNames: readonly string[] };
+  /**
+   * Dispatch events and work jobs (default true). False in a process that
+   * only serves requests (`KEEL_ROLE=web`): its subscriptions are still
+   * registered, so its emits fan out to them, and it can send jobs, but
+   * worker processes deliver and work them, run the cron schedules and
+   * pg-boss's maintenance.
+   */
+  isWorking?: boolean;
 };
 
 export type Background = {
@@ -49,7 +57,7 @@ export type Background = {
   registry: BackgroundRegistry;
   /** Registers subscriptions (so emits fan out to them) and starts the job runner, without dispatching events. */
   prepare(): Promise<void>;
-  /** `prepare`, then delivers events and works jobs until `stop`. */
+  /** `prepare`, then delivers events and works jobs until `stop` (with `isWorking` false, only `prepare`). */
   start(): Promise<void>;
   stop(): Promise<void>;
   /** The event bus (tests drive it with `runOnce`). Throws before `prepare`. */
@@ -73,6 +81,7 @@ export function backgroundSettingsFrom(
     eventConcurrency: config.EVENTS_CONCURRENCY,
     eventRetentionDays: config.EVENTS_RETENTION_DAYS,
     jobsPollIntervalSeconds: config.JOBS_POLL_INTERVAL_SECONDS,
+    isWorking: config.KEEL_ROLE !== 'web',
     // Shutdown's budget: a quarter for running jobs, a quarter for the pool to
     // drain, the rest for the HTTP server and handlers in flight.
     stopTimeoutMs: config.SHUTDOWN_TIMEOUT_MS / 4,
@@ -88,6 +97,7 @@ export const PRUNE_EVENTS_QUEUE = 'platform.prune-events';
  * every module registered, stop before the pool closes.
  */
 export function createBackground(settings: BackgroundSettings): Background {
+  const isWorking = settings.isWorking ?? true;
   const subscriptions: Subscription[] = [];
   const consumers: JetStreamConsumer[] = [];
   const queues: JobQueueDefinition<never>[] = [];
@@ -161,13 +171,16 @@ export function createBackground(settings: BackgroundSettings): Background {
     }
     // Its own small pool: in the shared one each batch would wait for a
     // connection behind every request in flight, and under load subscribers
-    // fell tens of seconds behind (bench/results/README.md, session 10).
-    busDatabase = settings.database.withOwnPool({
-      poolMax: settings.eventConcurrency + 1,
-      applicationName: 'keel-events',
-    });
+    // fell tens of seconds behind (bench/results/README.md, session 10). A
+    // process that does not dispatch only lists and replays dead letters.
+    busDatabase = isWorking
+      ? settings.database.withOwnPool({
+          poolMax: settings.eventConcurrency + 1,
+          applicationName: 'keel-events',
+        })
+      : undefined;
     bus = createEventBus({
-      database: busDatabase,
+      database: busDatabase ?? settings.database,
       logger: settings.logger.child({ component: 'events' }),
       clock: settings.clock,
       subscriptions: subscriptions.filter((entry) => !movedNames.has(entry.name)),
@@ -189,6 +202,7 @@ export function createBackground(settings: BackgroundSettings): Background {
     jobs = createJobs({
       connectionString: settings.connectionString,
       logger: settings.logger.child({ component: 'jobs' }),
+      isWorkerEnabled: isWorking,
       ...(settings.jobsPollIntervalSeconds === undefined
         ? {}
         : { pollingIntervalSeconds: settings.jobsPollIntervalSeconds }),
@@ -196,6 +210,7 @@ export function createBackground(settings: BackgroundSettings): Background {
     if (metricsRegistry !== undefined) jobs.registerMetrics(metricsRegistry);
     await jobs.start();
     for (const queue of queues) await jobs.register(queue);
+    if (!isWorking) return;
     for (const schedule of schedules) await jobs.schedule(schedule.name, schedule.cron, schedule.data);
   }
 
@@ -220,6 +235,7 @@ export function createBackground(settings: BackgroundSettings): Background {
       await prepare();
       if (state !== 'prepared') return;
       state = 'running';
+      if (!isWorking) return;
       await bus?.start();
       for (const consumer of consumers) await consumer.start();
     },
@@ -231,7 +247,7 @@ export function createBackground(settings: BackgroundSettings): Background {
       const wasRunning = state === 'running';
       state = 'stopped';
       // Events first: their handlers may send jobs.
-      if (wasRunning) {
+      if (wasRunning && isWorking) {
         await Promise.all(consumers.map((consumer) => consumer.stop()));
         await bus?.stop();
       }

@@ -74,12 +74,16 @@ function unstartedBackground() {
 }
 
 async function buildApp(
-  options: { modules?: ServiceModule[]; areMigrationsApplied?: () => boolean } = {},
+  options: {
+    modules?: ServiceModule[];
+    areMigrationsApplied?: () => boolean;
+    role?: (typeof config)['KEEL_ROLE'];
+  } = {},
 ): Promise<{ app: KeelApp; logs: CapturedLogs; metrics: ReturnType<typeof createMetrics> }> {
   const { stream, logs } = captureLogs();
   const metrics = createMetrics({ collectProcessMetrics: false });
   const app = await buildKeelApp({
-    config,
+    config: { ...config, KEEL_ROLE: options.role ?? config.KEEL_ROLE },
     security,
     database: testDb.database,
     logger: createLogger({ level: 'info', destination: stream }),
@@ -160,6 +164,39 @@ describe('buildKeelApp module mounting', () => {
       version: '0.0.0-test',
     });
     await expect(building).rejects.toMatchObject({ name: 'MissingAccessRuleError' });
+  });
+});
+
+describe('buildKeelApp process roles', () => {
+  it('serves a worker only its probes and metrics: every other route answers 404 as if it did not exist', async () => {
+    const { app } = await buildApp({ role: 'worker' });
+
+    for (const url of ['/health/live', '/health/ready', '/metrics']) {
+      expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
+    }
+    const refused = [
+      { method: 'GET' as const, url: '/widgets/ping' },
+      { method: 'GET' as const, url: '/docs' },
+      { method: 'GET' as const, url: '/openapi.json' },
+      { method: 'GET' as const, url: '/.well-known/jwks.json' },
+      // Before authentication: no credentials check, no body parsing.
+      { method: 'POST' as const, url: '/auth/login', payload: '{not json' },
+      { method: 'GET' as const, url: '/admin/events/dead-letters' },
+    ];
+    for (const request of refused) {
+      const response = await app.inject({ ...request, headers: { 'content-type': 'application/json' } });
+      expect(response.statusCode, request.url).toBe(404);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({ status: 404, code: 'request.route_not_found' });
+    }
+  });
+
+  it('serves the same routes in the web and all roles', async () => {
+    for (const role of ['web', 'all'] as const) {
+      const { app } = await buildApp({ role });
+      expect((await app.inject({ method: 'GET', url: '/widgets/ping' })).statusCode, role).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/openapi.json' })).statusCode, role).toBe(200);
+    }
   });
 });
 

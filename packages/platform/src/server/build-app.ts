@@ -60,6 +60,7 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
     trustProxy: parseTrustProxy(config.TRUST_PROXY),
     tracing: config.OTEL_EXPORTER_OTLP_ENDPOINT !== undefined,
     authenticate: deps.security.identity.authenticate,
+    ...(config.KEEL_ROLE === 'worker' ? { servedRoutes: WORKER_ROUTES } : {}),
     openapi: {
       title: 'Keel API',
       version: deps.version,
@@ -125,6 +126,14 @@ export async function buildKeelApp(deps: KeelAppDependencies): Promise<KeelApp> 
   }
   return app;
 }
+
+/**
+ * What a worker process (KEEL_ROLE=worker) serves: the orchestrator's probes
+ * and the metrics scrape. It mounts every module like any process (that is how
+ * their subscriptions and job queues are registered: the same wiring
+ * everywhere), but serves none of their routes.
+ */
+const WORKER_ROUTES: ReadonlySet<string> = new Set(['/health/live', '/health/ready', '/metrics']);
 
 /** TRUST_PROXY: `false`, `true`, a hop count, or a comma list of addresses/CIDRs. */
 export function parseTrustProxy(value: string): boolean | number | string[] {
