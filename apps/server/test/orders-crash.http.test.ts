@@ -1,25 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  buildTestApp,
-  createTestAccount,
-  createTestDatabase,
-  TEST_PASSWORD,
-  type TestDatabase,
-} from '@keel/platform/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TEST_PASSWORD } from '@keel/platform/testing';
+import { describe, expect, it } from 'vitest';
 import { createTestOutlet, type MenuSpec, type TestOutlet } from '../../../services/orders/test/fixtures.ts';
-import { ALL_MODULES } from '../src/services.ts';
-import {
-  isolatedServerEnvironment,
-  killServerProcess,
-  logInThrough,
-  type ServerProcess,
-  startServerProcess,
-} from './process-harness.ts';
+import { logInThrough, type ServerProcess, useServerProcesses } from './process-harness.ts';
 
 // The crash test: the real server process is SIGKILLed while order
 // placements are in flight, and a fresh process on the same database and
@@ -59,37 +43,16 @@ type Attempt = {
   finalAnswer?: Answer;
 };
 
-let testDb: TestDatabase;
-let dataDirectory: string;
-const servers: ServerProcess[] = [];
+const processes = useServerProcesses({ prefix: 'keel-crash-', readyTimeoutMs: READY_TIMEOUT_MS });
 
-beforeAll(async () => {
-  testDb = await createTestDatabase(inject('keelTestDatabase'));
-  // Both server processes share it: the restarted one must verify the tokens the first one signed.
-  dataDirectory = mkdtempSync(join(tmpdir(), 'keel-crash-'));
-});
-
-afterAll(async () => {
-  for (const server of servers) await killServerProcess(server);
-  await testDb?.drop();
-  if (dataDirectory) rmSync(dataDirectory, { recursive: true, force: true });
-});
-
-function serverEnvironment(): Record<string, string> {
-  return {
-    ...isolatedServerEnvironment({ databaseUrl: testDb.url, dataDirectory }),
+function startServer(): Promise<ServerProcess> {
+  return processes.start({
     // A claim left behind by the dead process can be taken over after 1 s.
     IDEMPOTENCY_LOCK_TIMEOUT_MS: '1000',
     // 30 clients share the pool with the dispatchers; waiting for a pooled
     // connection counts against this timeout and is not an outage here.
     DATABASE_CONNECT_TIMEOUT_MS: '10000',
-  };
-}
-
-async function startServer(): Promise<ServerProcess> {
-  const server = await startServerProcess({ env: serverEnvironment(), readyTimeoutMs: READY_TIMEOUT_MS });
-  servers.push(server);
-  return server;
+  });
 }
 
 function requireId(id: string | undefined, what: string): string {
@@ -146,7 +109,7 @@ function tally(answers: (Answer | undefined)[]): Record<string, number> {
 }
 
 async function queryRows<Row>(text: string, values: unknown[] = []): Promise<Row[]> {
-  const result = await testDb.database.pool.query(text, values);
+  const result = await processes.testDb.database.pool.query(text, values);
   return result.rows as Row[];
 }
 
@@ -203,24 +166,11 @@ describe('orders under a server crash', () => {
     let second: ServerProcess | undefined;
     try {
       // Seeding: an outlet straight in the tables, customers through the identity service.
-      const outlet: TestOutlet = await createTestOutlet(testDb.database, {
+      const outlet: TestOutlet = await createTestOutlet(processes.testDb.database, {
         stock: ['BUN', 'PATTY', 'POTATO', 'CAN'].map((sku) => ({ sku, onHand: STOCK_ON_HAND, threshold: 0 })),
         menu: MENU,
       });
-      const seeding = await buildTestApp({
-        database: testDb.database,
-        databaseUrl: testDb.url,
-        modules: ALL_MODULES,
-        env: { KEEL_DATA_DIR: dataDirectory },
-      });
-      const emails: string[] = [];
-      try {
-        for (let index = 0; index < CUSTOMER_COUNT; index += 1) {
-          emails.push((await createTestAccount(seeding, { roles: ['orders:customer'] })).email);
-        }
-      } finally {
-        await seeding.close();
-      }
+      const emails = await processes.createAccounts(CUSTOMER_COUNT, ['orders:customer']);
 
       first = await startServer();
       const firstUrl = first.baseUrl;

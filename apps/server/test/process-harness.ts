@@ -1,7 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { findFreePort } from '@keel/platform/testing';
+import {
+  buildTestApp,
+  createTestAccount,
+  createTestDatabase,
+  findFreePort,
+  type TestDatabase,
+} from '@keel/platform/testing';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { ALL_MODULES } from '../src/services.ts';
 
 // Runs the real server entry (`node apps/server/src/main.ts`) as a child
 // process, for tests that need what `app.inject` cannot give: a process that
@@ -113,6 +124,80 @@ export function isolatedServerEnvironment(options: {
     KEEL_BOOTSTRAP_ADMIN_EMAIL: '',
     KEEL_BOOTSTRAP_ADMIN_PASSWORD: '',
   };
+}
+
+export type ServerProcessFixture = {
+  /** The file's test database (after `beforeAll`). */
+  readonly testDb: TestDatabase;
+  /** Shared by the file's processes, so each verifies the tokens another signed. */
+  readonly dataDirectory: string;
+  /** Starts a server on the fixture's database and data directory, `env` over `isolatedServerEnvironment`; killed after the file. */
+  start(env?: Record<string, string>): Promise<ServerProcess>;
+  /** Creates accounts with `roles` through the identity service (in-process); returns their emails. */
+  createAccounts(count: number, roles: string[]): Promise<string[]>;
+};
+
+/**
+ * The set-up of a test file whose server processes share one test database
+ * and one data directory: creates both before the file's tests, and kills
+ * every process it started and removes both after them.
+ */
+export function useServerProcesses(options: {
+  prefix: string;
+  readyTimeoutMs: number;
+}): ServerProcessFixture {
+  let testDb: TestDatabase | undefined;
+  let dataDirectory: string | undefined;
+  const servers: ServerProcess[] = [];
+  beforeAll(async () => {
+    testDb = await createTestDatabase(inject('keelTestDatabase'));
+    dataDirectory = mkdtempSync(join(tmpdir(), options.prefix));
+  });
+  afterAll(async () => {
+    for (const server of servers) await killServerProcess(server);
+    await testDb?.drop();
+    if (dataDirectory) rmSync(dataDirectory, { recursive: true, force: true });
+  });
+  const fixture: ServerProcessFixture = {
+    get testDb() {
+      if (testDb === undefined) throw new Error('the server process fixture is used before beforeAll');
+      return testDb;
+    },
+    get dataDirectory() {
+      if (dataDirectory === undefined) throw new Error('the server process fixture is used before beforeAll');
+      return dataDirectory;
+    },
+    async start(env = {}) {
+      const base = isolatedServerEnvironment({
+        databaseUrl: fixture.testDb.url,
+        dataDirectory: fixture.dataDirectory,
+      });
+      const server = await startServerProcess({
+        env: { ...base, ...env },
+        readyTimeoutMs: options.readyTimeoutMs,
+      });
+      servers.push(server);
+      return server;
+    },
+    async createAccounts(count, roles) {
+      const seeding = await buildTestApp({
+        database: fixture.testDb.database,
+        databaseUrl: fixture.testDb.url,
+        modules: ALL_MODULES,
+        env: { KEEL_DATA_DIR: fixture.dataDirectory },
+      });
+      try {
+        const emails: string[] = [];
+        for (let index = 0; index < count; index += 1) {
+          emails.push((await createTestAccount(seeding, { roles })).email);
+        }
+        return emails;
+      } finally {
+        await seeding.close();
+      }
+    },
+  };
+  return fixture;
 }
 
 /** Signs in through a server process; returns the Authorization header value. */

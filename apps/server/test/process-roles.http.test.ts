@@ -1,61 +1,26 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  buildTestApp,
-  createTestAccount,
-  createTestDatabase,
-  TEST_PASSWORD,
-  type TestDatabase,
-} from '@keel/platform/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { TEST_PASSWORD } from '@keel/platform/testing';
+import { describe, expect, it } from 'vitest';
 import { createTestOutlet } from '../../../services/orders/test/fixtures.ts';
-import { ALL_MODULES } from '../src/services.ts';
-import {
-  isolatedServerEnvironment,
-  killServerProcess,
-  logInThrough,
-  type ServerProcess,
-  startServerProcess,
-} from './process-harness.ts';
+import { logInThrough, useServerProcesses } from './process-harness.ts';
 
 // KEEL_ROLE with real processes: a `web` process serves the API and queues
 // the events its requests emit; a `worker` delivers them and serves nothing
 // but probes and metrics.
 
 const ORDER_PLACED = 'orders.order_placed.v1';
-const READY_TIMEOUT_MS = 30_000;
 const DELIVERY_WAIT_MS = 30_000;
 
-let testDb: TestDatabase;
-let dataDirectory: string;
-const servers: ServerProcess[] = [];
-
-beforeAll(async () => {
-  testDb = await createTestDatabase(inject('keelTestDatabase'));
-  dataDirectory = mkdtempSync(join(tmpdir(), 'keel-roles-'));
-});
-
-afterAll(async () => {
-  for (const server of servers) await killServerProcess(server);
-  await testDb?.drop();
-  if (dataDirectory) rmSync(dataDirectory, { recursive: true, force: true });
-});
-
-async function startServer(role: 'web' | 'worker'): Promise<ServerProcess> {
-  const server = await startServerProcess({
-    env: { ...isolatedServerEnvironment({ databaseUrl: testDb.url, dataDirectory }), KEEL_ROLE: role },
-    readyTimeoutMs: READY_TIMEOUT_MS,
-  });
-  servers.push(server);
-  return server;
-}
+const processes = useServerProcesses({ prefix: 'keel-roles-', readyTimeoutMs: 30_000 });
 
 /** order_placed deliveries by status, and how many subscribers take the type. */
 async function orderPlacedDeliveries(): Promise<{ subscribers: number; pending: number; dead: number }> {
-  const result = await testDb.database.pool.query<{ subscribers: string; pending: string; dead: string }>(
+  const result = await processes.testDb.database.pool.query<{
+    subscribers: string;
+    pending: string;
+    dead: string;
+  }>(
     `select
        (select count(*) from platform.event_subscriptions where event_type = $1) as subscribers,
        count(*) filter (where d.status = 'pending') as pending,
@@ -71,24 +36,13 @@ async function orderPlacedDeliveries(): Promise<{ subscribers: number; pending: 
 
 describe('KEEL_ROLE', () => {
   it('splits the API and the background work between a web and a worker process', async () => {
-    const outlet = await createTestOutlet(testDb.database, {
+    const outlet = await createTestOutlet(processes.testDb.database, {
       stock: [{ sku: 'BUN', onHand: 100, threshold: 0 }],
       menu: [{ name: 'Bun', priceMinor: 199, uses: { BUN: 1 } }],
     });
-    const seeding = await buildTestApp({
-      database: testDb.database,
-      databaseUrl: testDb.url,
-      modules: ALL_MODULES,
-      env: { KEEL_DATA_DIR: dataDirectory },
-    });
-    let email: string;
-    try {
-      email = (await createTestAccount(seeding, { roles: ['orders:customer'] })).email;
-    } finally {
-      await seeding.close();
-    }
+    const [email = ''] = await processes.createAccounts(1, ['orders:customer']);
 
-    const web = await startServer('web');
+    const web = await processes.start({ KEEL_ROLE: 'web' });
     const authorization = await logInThrough(web.baseUrl, email, TEST_PASSWORD);
     const placed = await fetch(`${web.baseUrl}/orders`, {
       method: 'POST',
@@ -108,11 +62,11 @@ describe('KEEL_ROLE', () => {
     expect(queued.subscribers).toBeGreaterThan(0);
     expect(queued).toEqual({ subscribers: queued.subscribers, pending: queued.subscribers, dead: 0 });
 
-    const worker = await startServer('worker');
+    const worker = await processes.start({ KEEL_ROLE: 'worker' });
     const deadline = Date.now() + DELIVERY_WAIT_MS;
     while ((await orderPlacedDeliveries()).pending > 0 && Date.now() < deadline) await sleep(100);
     expect(await orderPlacedDeliveries()).toEqual({ subscribers: queued.subscribers, pending: 0, dead: 0 });
-    const inbox = await testDb.database.pool.query<{ count: string }>(
+    const inbox = await processes.testDb.database.pool.query<{ count: string }>(
       `select count(*) from platform.event_inbox i join platform.outbox_events e on e.id = i.event_id
        where e.type = $1`,
       [ORDER_PLACED],
