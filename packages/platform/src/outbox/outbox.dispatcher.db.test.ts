@@ -454,6 +454,33 @@ describe('createEventBus with a batch handler', () => {
     return { subscription, batches, single, commitModes };
   }
 
+  /**
+   * A registered bus with a batch subscription whose `handleBatch` fails on
+   * any batch holding the poison, and `length` committed events, the one at
+   * `poisonAt` poisoned (its single `handler` fails too).
+   */
+  async function openPoisonedBatch(
+    names: ReturnType<typeof uniqueNames>,
+    name: string,
+    options: { length: number; poisonAt: number },
+  ) {
+    const parts = batchSubscription({ name, eventTypes: [names.type('happened')] }, (events) =>
+      events.some((event) => (event.payload as { isPoison?: boolean }).isPoison === true),
+    );
+    const bus = openBus({ subscriptions: [parts.subscription], concurrency: 1 });
+    await bus.register();
+    const events = await emitCommitted(
+      testDb.database,
+      Array.from({ length: options.length }, (_, sequence) =>
+        buildEventInput({
+          type: names.type('happened'),
+          payload: { sequence, isPoison: sequence === options.poisonAt },
+        }),
+      ),
+    );
+    return { ...parts, bus, events };
+  }
+
   it('hands a batch of first deliveries to handleBatch once, in emit order, committing asynchronously', async () => {
     const names = uniqueNames();
     const { subscription, batches, single, commitModes } = batchSubscription({
@@ -509,17 +536,10 @@ describe('createEventBus with a batch handler', () => {
 
   it('runs a failed batch again one event at a time: the bad event is retried, the others commit once', async () => {
     const names = uniqueNames();
-    const { subscription, batches, single } = batchSubscription(
-      { name: names.subscriber('poison'), eventTypes: [names.type('happened')] },
-      (events) => events.some((event) => (event.payload as { isPoison?: boolean }).isPoison === true),
-    );
-    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
-    await bus.register();
-    const events = await emitCommitted(
-      testDb.database,
-      Array.from({ length: 4 }, (_, sequence) =>
-        buildEventInput({ type: names.type('happened'), payload: { sequence, isPoison: sequence === 2 } }),
-      ),
+    const { subscription, batches, single, bus, events } = await openPoisonedBatch(
+      names,
+      names.subscriber('poison'),
+      { length: 4, poisonAt: 2 },
     );
     const poison = events[2]?.id ?? '';
 
@@ -547,17 +567,10 @@ describe('createEventBus with a batch handler', () => {
 
   it('tries at most 32 events of a failed batch one at a time and hands the rest back untouched', async () => {
     const names = uniqueNames();
-    const { subscription, batches, single } = batchSubscription(
-      { name: names.subscriber('large'), eventTypes: [names.type('happened')] },
-      (events) => events.some((event) => (event.payload as { isPoison?: boolean }).isPoison === true),
-    );
-    const bus = openBus({ subscriptions: [subscription], concurrency: 1 });
-    await bus.register();
-    const events = await emitCommitted(
-      testDb.database,
-      Array.from({ length: 40 }, (_, sequence) =>
-        buildEventInput({ type: names.type('happened'), payload: { sequence, isPoison: sequence === 39 } }),
-      ),
+    const { subscription, batches, single, bus, events } = await openPoisonedBatch(
+      names,
+      names.subscriber('large'),
+      { length: 40, poisonAt: 39 },
     );
     const tail = events.slice(32).map((event) => event.id);
     const poison = tail.at(-1) ?? '';

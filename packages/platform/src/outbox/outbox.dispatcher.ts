@@ -284,8 +284,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
         results.push({ event, position, attempt: settled });
         continue;
       }
-      takenBackFromInbox.push(event.id);
       if (tried === MAX_DELIVERIES_PER_TRANSACTION) {
+        takenBackFromInbox.push(event.id);
         putBack.push(restoredAsClaimed(delivery));
         continue;
       }
@@ -296,12 +296,12 @@ export function createEventBus(options: EventBusOptions): EventBus {
         if (isKnownFailure) throw knownFailure.error;
         await createSavepoint(trx, 'handler');
         await runHandlerInSpan(trx, subscription, event);
-        takenBackFromInbox.pop();
         const handlerSeconds = (performance.now() - startedAt) / 1000;
         const lagSeconds = delivery.lagSeconds + (performance.now() - claimedAt) / 1000;
         results.push({ event, position, attempt: { kind: 'delivered', lagSeconds, handlerSeconds } });
       } catch (error) {
         if (!isKnownFailure) await rollbackToSavepoint(trx, 'handler');
+        takenBackFromInbox.push(event.id);
         const failure = classifyFailure(error);
         const attempts = delivery.attempts + 1;
         const isDead = failure.isPermanent || attempts >= subscription.maxAttempts;
