@@ -136,6 +136,13 @@ function keelEnvironment(): NodeJS.ProcessEnv {
 const SERVER_ENTRY = {
   keel: path.join(ROOT, 'apps/server/src/main.ts'),
   'keel-unauthenticated': path.join(import.meta.dirname, 'unauthenticated-server.ts'),
+  ceiling: path.join(import.meta.dirname, 'ceiling-server.ts'),
+} as const;
+
+const SERVER_NAME = {
+  keel: 'keel server',
+  'keel-unauthenticated': 'keel server (user-metadata unauthenticated)',
+  ceiling: 'database ceiling server',
 } as const;
 
 type KeelProcesses = { keel: ServerProcess; gateway?: ServerProcess };
@@ -151,7 +158,7 @@ async function startKeel(
   const gateway = scenario.hasPaymentGateway ? await startPaymentGateway(port) : undefined;
   try {
     const keel = await startServerProcess({
-      name: server === 'keel' ? 'keel server' : 'keel server (user-metadata unauthenticated)',
+      name: SERVER_NAME[server],
       nodeArgs: [...profileArgs, SERVER_ENTRY[server]],
       env: { ...keelEnvironment(), ...gateway?.keelEnvironment },
       readyPath: '/health/ready',
@@ -306,7 +313,9 @@ async function main(): Promise<void> {
   const allRows: ScenarioRow[] = [];
   const failures: string[] = [];
   for (const scenario of options.scenarios) {
-    progress(`${scenario.name}: starting keel server${options.isProfiled ? ' under --cpu-prof' : ''}`);
+    progress(
+      `${scenario.name}: starting ${SERVER_NAME[scenario.server ?? 'keel']}${options.isProfiled ? ' under --cpu-prof' : ''}`,
+    );
     const { keel: server, gateway } = await startKeel(options.isProfiled, scenario);
     const rows: ScenarioRow[] = [];
     let observations: Record<string, number> = {};

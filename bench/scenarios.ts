@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type autocannon from 'autocannon';
+import { ceilingScenarios } from './ceiling-scenarios.ts';
 import { type BenchCredentials, benchUser } from './credentials.ts';
 import { orderScenarios } from './orders-scenarios.ts';
 import { telemedicineScenarios } from './telemedicine-scenarios.ts';
@@ -22,9 +23,10 @@ export type Scenario = {
   description: string;
   /**
    * Which server: Keel as shipped, or `keel-unauthenticated` (bench/unauthenticated-server.ts), the same
-   * app with user-metadata's routes made public, to measure what authentication costs.
+   * app with user-metadata's routes made public, to measure what authentication costs; or `ceiling`
+   * (bench/ceiling-server.ts), each route's database work alone, the best any implementation can do here.
    */
-  server?: 'keel' | 'keel-unauthenticated';
+  server?: 'keel' | 'keel-unauthenticated' | 'ceiling';
   /**
    * Paces the load to this many requests per second across all connections (a sustained-rate run)
    * instead of sending as fast as the server answers.
@@ -226,6 +228,7 @@ export const scenarios: readonly Scenario[] = [
   authLogin,
   ...orderScenarios,
   ...telemedicineScenarios,
+  ...ceilingScenarios,
 ];
 
 async function seedUsers(
