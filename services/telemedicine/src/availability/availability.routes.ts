@@ -22,7 +22,7 @@ import {
 } from './availability.schemas.ts';
 import type { AvailabilityOwner, AvailabilityService, SlotListing } from './availability.service.ts';
 import type { DateOverride, Schedule, ScheduleInput, TimeOff } from './schedule.ts';
-import { formatInZone, type IsoWeekday } from './time-zone.ts';
+import { createZoneFormatter, type IsoWeekday } from './time-zone.ts';
 
 const TAGS = ['telemedicine'];
 const SECURITY = [{ bearerAuth: [] }];
@@ -59,6 +59,7 @@ function toTimeOffResponse(timeOff: TimeOff): Static<typeof TimeOffResponse> {
 }
 
 function toSlotListResponse(listing: SlotListing): Static<typeof SlotListResponse> {
+  const formatLocal = createZoneFormatter(listing.timeZone);
   return {
     doctor_id: listing.doctorId,
     time_zone: listing.timeZone,
@@ -68,8 +69,8 @@ function toSlotListResponse(listing: SlotListing): Static<typeof SlotListRespons
       id: slot.id,
       starts_at: slot.startsAt.toISOString(),
       ends_at: slot.endsAt.toISOString(),
-      local_start: formatInZone(slot.startsAt.getTime(), listing.timeZone),
-      local_end: formatInZone(slot.endsAt.getTime(), listing.timeZone),
+      local_start: formatLocal(slot.startsAt.getTime()),
+      local_end: formatLocal(slot.endsAt.getTime()),
     })),
   };
 }

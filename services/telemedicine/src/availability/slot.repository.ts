@@ -181,9 +181,16 @@ export async function findOpenSlots(
   doctorId: string,
   range: { from: Date; to: Date; now: Date },
 ): Promise<Slot[]> {
+  // A listing is hundreds of rows: the times come as epoch milliseconds (a
+  // float8 the driver reads with parseFloat) rather than timestamptz text
+  // parsed twice per row, and doctor and status are the ones asked for.
   const rows = await db
     .selectFrom('telemedicine.slots')
-    .select(SLOT_COLUMNS)
+    .select([
+      'id',
+      sql<number>`(extract(epoch from starts_at) * 1000)::float8`.as('starts_ms'),
+      sql<number>`(extract(epoch from ends_at) * 1000)::float8`.as('ends_ms'),
+    ])
     .where('doctor_id', '=', doctorId)
     .where('status', '=', 'OPEN')
     .where('starts_at', '>=', range.from)
@@ -192,5 +199,11 @@ export async function findOpenSlots(
     .orderBy('starts_at')
     .orderBy('id')
     .execute();
-  return rows.map(toSlot);
+  return rows.map((row) => ({
+    id: row.id,
+    doctorId,
+    startsAt: new Date(row.starts_ms),
+    endsAt: new Date(row.ends_ms),
+    status: 'OPEN',
+  }));
 }
