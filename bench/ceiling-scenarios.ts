@@ -81,32 +81,35 @@ const ceilingGet: Scenario = {
   },
 };
 
+/** POSTs `body()` to `path` with a fresh Idempotency-Key each time, counting 201s and the rest. */
+function keyedPosts(path: string, body: () => string): PreparedScenario {
+  const nextKey = uniqueKeys();
+  const responses = countingResponses();
+  return {
+    requests: [
+      {
+        method: 'POST',
+        path,
+        setupRequest: (request) => ({
+          ...request,
+          method: 'POST',
+          path,
+          headers: { ...JSON_HEADERS, 'idempotency-key': nextKey() },
+          body: body(),
+        }),
+        onResponse: (status) => responses.onResponse(status),
+      },
+    ],
+    observations: responses.observations,
+  };
+}
+
 function placementScenario(options: { name: string; description: string; outlets: number }): Scenario {
   return {
     name: options.name,
     description: options.description,
     server: 'ceiling',
-    async prepare(): Promise<PreparedScenario> {
-      const nextKey = uniqueKeys();
-      const responses = countingResponses();
-      return {
-        requests: [
-          {
-            method: 'POST',
-            path: '/orders',
-            setupRequest: (request) => ({
-              ...request,
-              method: 'POST',
-              path: '/orders',
-              headers: { ...JSON_HEADERS, 'idempotency-key': nextKey() },
-              body: placementBody(options.outlets),
-            }),
-            onResponse: (status) => responses.onResponse(status),
-          },
-        ],
-        observations: responses.observations,
-      };
-    },
+    prepare: async () => keyedPosts('/orders', () => placementBody(options.outlets)),
   };
 }
 
@@ -139,28 +142,9 @@ function bookingScenario(options: {
 }
 
 async function prepareBookings(): Promise<PreparedScenario> {
-  const nextKey = uniqueKeys();
-  const responses = countingResponses();
-  return {
-    requests: [
-      {
-        method: 'POST',
-        path: '/bookings',
-        setupRequest: (request) => ({
-          ...request,
-          method: 'POST',
-          path: '/bookings',
-          headers: { ...JSON_HEADERS, 'idempotency-key': nextKey() },
-          body: JSON.stringify({
-            doctorId: 1 + Math.floor(Math.random() * CEILING_DOCTORS),
-            patientId: pick(CUSTOMERS),
-          }),
-        }),
-        onResponse: (status) => responses.onResponse(status),
-      },
-    ],
-    observations: responses.observations,
-  };
+  return keyedPosts('/bookings', () =>
+    JSON.stringify({ doctorId: 1 + Math.floor(Math.random() * CEILING_DOCTORS), patientId: pick(CUSTOMERS) }),
+  );
 }
 
 const ceilingBook = bookingScenario({

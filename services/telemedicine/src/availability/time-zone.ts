@@ -147,15 +147,21 @@ export function resolveWallTime(wallMs: number, timeZone: string): ResolvedWallT
  * starts; each Intl lookup costs microseconds).
  */
 export function createWallTimeResolver(timeZone: string): (wallMs: number) => ResolvedWallTime {
+  const ruleOfDay = memoisedByDay((day) => offsetRuleAround(day * DAY_MS, timeZone));
+  return (wallMs) => resolveWithRule(wallMs, ruleOfDay(wallMs));
+}
+
+/** `ruleOf(day)` computed once per day of the milliseconds it is asked for (wall or UTC days alike). */
+function memoisedByDay(ruleOf: (day: number) => OffsetRule): (ms: number) => OffsetRule {
   const ruleByDay = new Map<number, OffsetRule>();
-  return (wallMs) => {
-    const day = Math.floor(wallMs / DAY_MS);
+  return (ms) => {
+    const day = Math.floor(ms / DAY_MS);
     let rule = ruleByDay.get(day);
     if (rule === undefined) {
-      rule = offsetRuleAround(wallMs, timeZone);
+      rule = ruleOf(day);
       ruleByDay.set(day, rule);
     }
-    return resolveWithRule(wallMs, rule);
+    return rule;
   };
 }
 
@@ -212,14 +218,9 @@ export function formatInZone(instantMs: number, timeZone: string): string {
  * slots.map((slot) => format(slot.startsAt.getTime()));
  */
 export function createZoneFormatter(timeZone: string): (instantMs: number) => string {
-  const ruleByUtcDay = new Map<number, OffsetRule>();
+  const ruleOfUtcDay = memoisedByDay((day) => offsetRuleBetween(day * DAY_MS, (day + 1) * DAY_MS, timeZone));
   return (instantMs) => {
-    const utcDay = Math.floor(instantMs / DAY_MS);
-    let rule = ruleByUtcDay.get(utcDay);
-    if (rule === undefined) {
-      rule = offsetRuleBetween(utcDay * DAY_MS, (utcDay + 1) * DAY_MS, timeZone);
-      ruleByUtcDay.set(utcDay, rule);
-    }
+    const rule = ruleOfUtcDay(instantMs);
     const offset = instantMs < rule.transitionMs ? rule.offsetBefore : rule.offsetAfter;
     return formatWallTime(instantMs + offset, instantMs);
   };
