@@ -226,6 +226,8 @@ function searchQueries(): string[] {
 }
 
 type BookingContext = { booking?: Patient };
+type MixedKind = 'search' | 'slots' | 'booking' | 'consultation';
+type MixedContext = BookingContext & { kind?: MixedKind; sentAt?: number };
 
 function createBooking(slots: string[], prefix: string, onBooked: (booked: Booked) => void) {
   let sequence = 0;
@@ -350,18 +352,25 @@ function mixedRequests(
   const booked: Booked[] = [];
   const counts = { searches: 0, slotLists: 0, bookings: 0, consultationReads: 0 };
   const booking = createBooking(slots, prefix, (entry) => booked.push(entry));
+  // Response times per kind of request, so a slow tail can be told apart (a request the client gave up on
+  // has no response and is not here: the kind with the highest max is the likely one).
+  const latencies: Record<MixedKind, number[]> = { search: [], slots: [], booking: [], consultation: [] };
   const request: autocannon.Request = {
     method: 'GET',
     path: queries[0] as string,
     setupRequest: (base, context) => {
-      (context as BookingContext).booking = undefined;
+      const mixedContext = context as MixedContext;
+      mixedContext.booking = undefined;
+      mixedContext.sentAt = performance.now();
       const roll = Math.random();
       if (roll < shares.booking) {
         counts.bookings += 1;
+        mixedContext.kind = 'booking';
         return booking.setup(base, context);
       }
       if (roll < shares.booking + shares.consultation && booked.length > 0) {
         counts.consultationReads += 1;
+        mixedContext.kind = 'consultation';
         const entry = pick(booked);
         return {
           ...base,
@@ -372,6 +381,7 @@ function mixedRequests(
       }
       if (roll < shares.booking + shares.consultation + shares.slots) {
         counts.slotLists += 1;
+        mixedContext.kind = 'slots';
         return {
           ...base,
           method: 'GET',
@@ -380,11 +390,27 @@ function mixedRequests(
         };
       }
       counts.searches += 1;
+      mixedContext.kind = 'search';
       return { ...base, method: 'GET', path: pick(queries), headers: { accept: 'application/json' } };
     },
-    onResponse: booking.onResponse,
+    onResponse: (status, body, context) => {
+      const { kind, sentAt } = context as MixedContext;
+      if (kind !== undefined && sentAt !== undefined) latencies[kind].push(performance.now() - sentAt);
+      booking.onResponse(status, body, context);
+    },
   };
-  return { request, counts, booked, exhausted: booking.exhausted };
+  const latencyByKind = () => {
+    const summary: Record<string, number> = {};
+    for (const [kind, values] of Object.entries(latencies)) {
+      if (values.length === 0) continue;
+      values.sort((left, right) => left - right);
+      summary[`latencyP99Ms ${kind}`] =
+        values[Math.min(values.length - 1, Math.floor(values.length * 0.99))] ?? 0;
+      summary[`latencyMaxMs ${kind}`] = values.at(-1) ?? 0;
+    }
+    return summary;
+  };
+  return { request, counts, booked, exhausted: booking.exhausted, latencyByKind };
 }
 
 const telemedMixed: Scenario = {
@@ -404,6 +430,7 @@ const telemedMixed: Scenario = {
       requests: [mixed.request],
       observations: async () => ({
         ...mixed.counts,
+        ...mixed.latencyByKind(),
         consultationsBooked: mixed.booked.length,
         slotsExhausted: mixed.exhausted(),
         ...(await eventLagAfterDrain(baseUrl, { baseline })),
@@ -431,6 +458,7 @@ const telemedSustained: Scenario = {
       requests: [mixed.request],
       observations: async () => ({
         ...mixed.counts,
+        ...mixed.latencyByKind(),
         consultationsBooked: mixed.booked.length,
         slotsExhausted: mixed.exhausted(),
         ...(await eventLagAfterDrain(baseUrl, { baseline })),
