@@ -913,6 +913,58 @@ describe('createEventBus maxConcurrentBatches', () => {
     expect(peak.free).toBeGreaterThan(1);
   });
 
+  it('asks a subscriber that came up empty again within a poll interval while another keeps the run busy', async () => {
+    const names = uniqueNames();
+    const busyType = names.type('busy');
+    const quietType = names.type('quiet');
+    let busyHandled = 0;
+    let busyHandledWhenQuietRan: number | undefined;
+    const busy: Subscription = {
+      name: names.subscriber('busy'),
+      eventTypes: [busyType],
+      isOrderedPerAggregate: false,
+      maxAttempts: 5,
+      async handler(event, trx) {
+        // Each batch of 32 takes well over the 100 ms poll interval.
+        await sql`select pg_sleep(0.01)`.execute(trx);
+        await insertEffect(trx, names.subscriber('busy'), event);
+        busyHandled += 1;
+        // In the second batch, after the quiet subscriber has already come up empty in this run.
+        if (busyHandled === 40) await emitCommitted(testDb.database, [buildEventInput({ type: quietType })]);
+      },
+    };
+    const quiet: Subscription = {
+      name: names.subscriber('quiet'),
+      eventTypes: [quietType],
+      isOrderedPerAggregate: false,
+      maxAttempts: 5,
+      async handler(event, trx) {
+        await insertEffect(trx, names.subscriber('quiet'), event);
+        busyHandledWhenQuietRan ??= busyHandled;
+      },
+    };
+    const bus = openBus({
+      subscriptions: [quiet, busy],
+      concurrency: 1,
+      batchSize: 1000,
+      pollIntervalMs: 100,
+    });
+    await bus.register();
+    await emitCommitted(
+      testDb.database,
+      Array.from({ length: 160 }, () => buildEventInput({ type: busyType })),
+    );
+
+    // One run: the busy subscriber alone has enough to keep it going to the end of its backlog.
+    await bus.runOnce();
+
+    expect(await countEffects(names.subscriber('busy'))).toBe(160);
+    expect(await countEffects(names.subscriber('quiet'))).toBe(1);
+    // Handled while the busy backlog still had batches to go, not after it.
+    expect(busyHandledWhenQuietRan).toBeDefined();
+    expect(busyHandledWhenQuietRan).toBeLessThan(160);
+  });
+
   it('refuses a limit that is not a positive integer', () => {
     expect(() =>
       openBus({

@@ -355,11 +355,11 @@ export function createEventBus(options: EventBusOptions): EventBus {
   let rotation = 0;
   // Batches in flight per subscriber, for `maxConcurrentBatches`.
   const batchesInFlight = new Map<string, number>();
-  function nextSubscription(exhausted: ReadonlySet<string>): Subscription | undefined {
+  function nextSubscription(isExhausted: (name: string) => boolean): Subscription | undefined {
     for (let step = 0; step < subscriptions.length; step += 1) {
       const candidate = subscriptions[rotation % subscriptions.length];
       rotation = (rotation + 1) % subscriptions.length;
-      if (candidate === undefined || exhausted.has(candidate.name)) continue;
+      if (candidate === undefined || isExhausted(candidate.name)) continue;
       const limit = candidate.maxConcurrentBatches ?? concurrency;
       if ((batchesInFlight.get(candidate.name) ?? 0) >= limit) continue;
       return candidate;
@@ -372,12 +372,21 @@ export function createEventBus(options: EventBusOptions): EventBus {
     let attempted = 0;
     const errors: unknown[] = [];
     // Subscribers with nothing due (or only deliveries held back behind an
-    // ordered predecessor in flight) are not asked again in this run; the
-    // loop runs again at once after a run that found work.
-    const exhausted = new Set<string>();
+    // ordered predecessor in flight) are not asked again in this run until a
+    // poll interval has passed since they came up empty; the loop runs again
+    // at once after a run that found work. Without the interval, a run that
+    // other subscribers keep busy (a steady trickle of events can keep one
+    // going for its whole batchSize, seconds under load) held back every event
+    // that reached an exhausted subscriber meanwhile: 10-30 s of lag for the
+    // search cache under telemed-mixed.
+    const exhaustedAt = new Map<string, number>();
+    const isExhausted = (name: string) => {
+      const since = exhaustedAt.get(name);
+      return since !== undefined && performance.now() - since < options.pollIntervalMs;
+    };
     const work = async () => {
       while (!isStopping && attempted < options.batchSize && errors.length === 0) {
-        const subscription = nextSubscription(exhausted);
+        const subscription = nextSubscription(isExhausted);
         if (subscription === undefined) return;
         const perTransaction =
           subscription.handleBatch === undefined
@@ -396,7 +405,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
           batchesInFlight.set(subscription.name, (batchesInFlight.get(subscription.name) ?? 1) - 1);
         }
         attempted -= limit - delivered;
-        if (delivered === 0) exhausted.add(subscription.name);
+        if (delivered === 0) exhaustedAt.set(subscription.name, performance.now());
       }
     };
     await Promise.all(Array.from({ length: concurrency }, work));
