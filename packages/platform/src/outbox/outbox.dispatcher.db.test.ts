@@ -919,30 +919,28 @@ describe('createEventBus maxConcurrentBatches', () => {
     const quietType = names.type('quiet');
     let busyHandled = 0;
     let busyHandledWhenQuietRan: number | undefined;
-    const busy: Subscription = {
-      name: names.subscriber('busy'),
-      eventTypes: [busyType],
-      isOrderedPerAggregate: false,
-      maxAttempts: 5,
-      async handler(event, trx) {
-        // Each batch of 32 takes well over the 100 ms poll interval.
-        await sql`select pg_sleep(0.01)`.execute(trx);
-        await insertEffect(trx, names.subscriber('busy'), event);
-        busyHandled += 1;
-        // In the second batch, after the quiet subscriber has already come up empty in this run.
-        if (busyHandled === 40) await emitCommitted(testDb.database, [buildEventInput({ type: quietType })]);
-      },
-    };
-    const quiet: Subscription = {
-      name: names.subscriber('quiet'),
-      eventTypes: [quietType],
-      isOrderedPerAggregate: false,
-      maxAttempts: 5,
-      async handler(event, trx) {
-        await insertEffect(trx, names.subscriber('quiet'), event);
-        busyHandledWhenQuietRan ??= busyHandled;
-      },
-    };
+    // Each records its effect, then does what the test needs of it.
+    const recording = (kind: string, type: string, after: (trx: AnyTransaction) => Promise<void>) =>
+      ({
+        name: names.subscriber(kind),
+        eventTypes: [type],
+        isOrderedPerAggregate: false,
+        maxAttempts: 5,
+        async handler(event, trx) {
+          await insertEffect(trx, names.subscriber(kind), event);
+          await after(trx);
+        },
+      }) satisfies Subscription;
+    const busy = recording('busy', busyType, async (trx) => {
+      // Each batch of 32 takes well over the 100 ms poll interval.
+      await sql`select pg_sleep(0.01)`.execute(trx);
+      busyHandled += 1;
+      // In the second batch, after the quiet subscriber has already come up empty in this run.
+      if (busyHandled === 40) await emitCommitted(testDb.database, [buildEventInput({ type: quietType })]);
+    });
+    const quiet = recording('quiet', quietType, async () => {
+      busyHandledWhenQuietRan ??= busyHandled;
+    });
     const bus = openBus({
       subscriptions: [quiet, busy],
       concurrency: 1,
